@@ -1,0 +1,226 @@
+//! Prompt rules, compiled into both the WASM bundle and the server so the browser's instant
+//! feedback and the server's final say can never disagree.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::FieldError;
+
+/// Fewest characters a prompt may have after trimming.
+pub const PROMPT_MIN_CHARS: usize = 3;
+/// Most characters a prompt may have after trimming.
+pub const PROMPT_MAX_CHARS: usize = 500;
+
+/// The curated visual styles a creator can pick. The list is fixed: anything else is rejected.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Style {
+    /// Big type, strong contrast.
+    Bold,
+    /// Quiet, lots of white space.
+    Minimal,
+    /// Saturated gradients.
+    Vibrant,
+    /// Soft, light colours.
+    Pastel,
+    /// Glowing lines on dark.
+    Neon,
+    /// Warm film tones and grain.
+    Retro,
+    /// Magazine layout and serif type.
+    Editorial,
+    /// Hand-drawn shapes.
+    Playful,
+}
+
+impl Style {
+    /// Every style, in the order the picker shows them.
+    pub const ALL: [Style; 8] = [
+        Style::Bold,
+        Style::Minimal,
+        Style::Vibrant,
+        Style::Pastel,
+        Style::Neon,
+        Style::Retro,
+        Style::Editorial,
+        Style::Playful,
+    ];
+
+    /// The identifier stored in the database and sent by forms.
+    pub fn slug(self) -> &'static str {
+        match self {
+            Style::Bold => "bold",
+            Style::Minimal => "minimal",
+            Style::Vibrant => "vibrant",
+            Style::Pastel => "pastel",
+            Style::Neon => "neon",
+            Style::Retro => "retro",
+            Style::Editorial => "editorial",
+            Style::Playful => "playful",
+        }
+    }
+
+    /// The name shown to people.
+    pub fn label(self) -> &'static str {
+        match self {
+            Style::Bold => "Bold",
+            Style::Minimal => "Minimal",
+            Style::Vibrant => "Vibrant",
+            Style::Pastel => "Pastel",
+            Style::Neon => "Neon",
+            Style::Retro => "Retro",
+            Style::Editorial => "Editorial",
+            Style::Playful => "Playful",
+        }
+    }
+
+    /// The style with this slug, if it is one of ours.
+    pub fn from_slug(slug: &str) -> Option<Style> {
+        Style::ALL.into_iter().find(|s| s.slug() == slug)
+    }
+}
+
+/// A prompt that passed every rule: trimmed, within bounds, clean, with a known style.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ValidPrompt {
+    /// The trimmed prompt text.
+    pub prompt: String,
+    /// The chosen style.
+    pub style: Style,
+}
+
+/// Checks a prompt and a style slug as a form sends them.
+///
+/// Returns every failing field at once so the form can mark all of them in one round trip.
+pub fn validate_prompt(prompt: &str, style: &str) -> Result<ValidPrompt, Vec<FieldError>> {
+    let mut errors = Vec::new();
+    let trimmed = prompt.trim();
+    let chars = trimmed.chars().count();
+
+    if trimmed.chars().any(char::is_control) {
+        errors.push(FieldError::new(
+            "prompt",
+            "control_chars",
+            "The prompt contains invisible control characters; please retype it.",
+        ));
+    } else if chars < PROMPT_MIN_CHARS {
+        errors.push(FieldError::new(
+            "prompt",
+            "too_short",
+            format!("Describe your image in at least {PROMPT_MIN_CHARS} characters."),
+        ));
+    } else if chars > PROMPT_MAX_CHARS {
+        errors.push(FieldError::new(
+            "prompt",
+            "too_long",
+            format!("Keep the prompt to {PROMPT_MAX_CHARS} characters or fewer (it has {chars})."),
+        ));
+    }
+
+    let style = Style::from_slug(style);
+    if style.is_none() {
+        errors.push(FieldError::new(
+            "style",
+            "unknown_style",
+            "Pick one of the listed styles.",
+        ));
+    }
+
+    match (errors.is_empty(), style) {
+        (true, Some(style)) => Ok(ValidPrompt {
+            prompt: trimmed.to_owned(),
+            style,
+        }),
+        _ => Err(errors),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn codes(r: Result<ValidPrompt, Vec<FieldError>>) -> Vec<(String, String)> {
+        r.err()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|e| (e.field, e.code))
+            .collect()
+    }
+
+    #[test]
+    fn accepts_and_trims_a_good_prompt() {
+        let v = validate_prompt("  Sunrise over Lisbon rooftops \n", "vibrant").expect("valid");
+        assert_eq!(v.prompt, "Sunrise over Lisbon rooftops");
+        assert_eq!(v.style, Style::Vibrant);
+    }
+
+    #[test]
+    fn length_bounds_count_characters_not_bytes() {
+        assert!(validate_prompt("abc", "bold").is_ok());
+        assert_eq!(
+            codes(validate_prompt("ab", "bold")),
+            [("prompt".into(), "too_short".into())]
+        );
+        // Three multi-byte characters are three characters.
+        assert!(validate_prompt("日本語", "bold").is_ok());
+        let max = "é".repeat(PROMPT_MAX_CHARS);
+        assert!(validate_prompt(&max, "bold").is_ok());
+        let over = "é".repeat(PROMPT_MAX_CHARS + 1);
+        assert_eq!(
+            codes(validate_prompt(&over, "bold")),
+            [("prompt".into(), "too_long".into())]
+        );
+    }
+
+    #[test]
+    fn whitespace_only_is_too_short() {
+        assert_eq!(
+            codes(validate_prompt("   \n\t ", "bold")),
+            [("prompt".into(), "too_short".into())]
+        );
+    }
+
+    #[test]
+    fn rejects_control_characters_inside_the_prompt() {
+        for bad in [
+            "hello\u{0}world",
+            "bell\u{7} ring",
+            "esc \u{1b}[31m red",
+            "a\nb c",
+        ] {
+            assert_eq!(
+                codes(validate_prompt(bad, "bold")),
+                [("prompt".into(), "control_chars".into())],
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn style_must_be_from_the_list() {
+        assert_eq!(
+            codes(validate_prompt("A fine prompt", "comic-sans")),
+            [("style".into(), "unknown_style".into())]
+        );
+        assert_eq!(
+            codes(validate_prompt("A fine prompt", "")),
+            [("style".into(), "unknown_style".into())]
+        );
+    }
+
+    #[test]
+    fn reports_every_failing_field() {
+        let fields: Vec<_> = codes(validate_prompt("x", "nope"))
+            .into_iter()
+            .map(|(f, _)| f)
+            .collect();
+        assert_eq!(fields, ["prompt", "style"]);
+    }
+
+    #[test]
+    fn slugs_round_trip_and_there_are_eight_styles() {
+        assert_eq!(Style::ALL.len(), 8);
+        for s in Style::ALL {
+            assert_eq!(Style::from_slug(s.slug()), Some(s));
+        }
+    }
+}

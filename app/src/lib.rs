@@ -1,0 +1,95 @@
+//! SocialCraft's UI, routes, server-function declarations and the rules shared with the browser.
+//!
+//! Built twice: with `ssr` for the server (which renders pages and runs server functions) and
+//! with `hydrate` for the WASM bundle. Everything that touches the database or secrets lives
+//! behind `ssr` (`db`, `state`, each domain's `service`), so the WASM never links it.
+
+#![recursion_limit = "256"]
+
+pub mod create;
+pub mod error;
+
+#[cfg(feature = "ssr")]
+pub mod db;
+#[cfg(feature = "ssr")]
+pub mod state;
+
+use leptos::prelude::*;
+use leptos_meta::{Link, Meta, MetaTags, Stylesheet, Title, provide_meta_context};
+use leptos_router::components::{A, Route, Router, Routes};
+use leptos_router::{SsrMode, path};
+
+/// The name of the built bundle: `/pkg/{OUTPUT_NAME}.js`, `.wasm` and `.css`.
+pub const OUTPUT_NAME: &str = "socialcraft";
+
+/// The HTML document around the app, rendered on the server only.
+pub fn shell(options: LeptosOptions) -> impl IntoView {
+    view! {
+        <!DOCTYPE html>
+        <html lang="en">
+            <head>
+                <meta charset="utf-8" />
+                <meta name="viewport" content="width=device-width, initial-scale=1" />
+                <AutoReload options=options.clone() />
+                <HydrationScripts options />
+                <MetaTags />
+            </head>
+            <body>
+                <App />
+            </body>
+        </html>
+    }
+}
+
+/// The application: header, routes and footer.
+#[component]
+pub fn App() -> impl IntoView {
+    provide_meta_context();
+
+    view! {
+        <Stylesheet id="leptos" href=format!("/pkg/{OUTPUT_NAME}.css") />
+        <Link rel="icon" type_="image/svg+xml" href="/favicon.svg" />
+        <Meta name="description" content="Turn prompts into finished social-media images." />
+        <Title formatter=|title: String| {
+            if title.is_empty() { "SocialCraft".to_owned() } else { format!("{title} · SocialCraft") }
+        } />
+        <Router>
+            <header class="site-header">
+                <A href="/" attr:class="brand">
+                    "SocialCraft"
+                </A>
+            </header>
+            <main>
+                <Routes fallback=|| view! { <NotFound /> }>
+                    // Async SSR waits for the data, so the first response is the whole page:
+                    // readable with JavaScript off and with no streaming scripts to allow.
+                    <Route path=path!("") view=create::ui::CreatePage ssr=SsrMode::Async />
+                </Routes>
+            </main>
+            <footer class="site-footer">
+                <p>"SocialCraft: from prompt to post."</p>
+            </footer>
+        </Router>
+    }
+}
+
+/// Shown for any path no route matches, with a real 404 status.
+#[component]
+fn NotFound() -> impl IntoView {
+    #[cfg(feature = "ssr")]
+    {
+        if let Some(res) = use_context::<leptos_axum::ResponseOptions>() {
+            res.set_status(axum::http::StatusCode::NOT_FOUND);
+        }
+    }
+    view! {
+        <Title text="Not found" />
+        <section class="message-page">
+            <h1>"We could not find that page"</h1>
+            <p>"The link may be old, or the page may have moved."</p>
+            <p>
+                <A href="/">"Back to Create"</A>
+            </p>
+        </section>
+    }
+}

@@ -1,0 +1,386 @@
+//! Typed configuration, read once from the environment (and `.env` in development) and
+//! validated before anything starts. Every error names the variable to fix.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The least length we accept for a production secret.
+pub const MIN_SECRET_LEN: usize = 32;
+
+/// Which kind of deployment this is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AppEnv {
+    /// A developer's machine: embedded database allowed, readable logs, `.env` read.
+    Development,
+    /// The test suite.
+    Test,
+    /// A real deployment: secrets required, JSON logs.
+    Production,
+}
+
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Pretty,
+    /// One JSON object a line.
+    Json,
+}
+
+/// A value that must never be printed: `Debug` and `Display` show `[redacted]`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+    /// The secret itself; call only where it is used, never to log.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+/// Database settings.
+#[derive(Clone, Debug)]
+pub struct DatabaseConfig {
+    /// `DATABASE_URL`; `None` means the embedded cluster (development only).
+    pub url: Option<Secret>,
+    /// `DATABASE_POOL_SIZE`, default 20.
+    pub pool_size: usize,
+    /// `DATABASE_POOL_TIMEOUT_MS`: how long a request waits for a connection, default 5000.
+    pub pool_timeout: Duration,
+    /// `RUN_MIGRATIONS`: apply pending migrations when `serve` starts, default true.
+    pub run_migrations: bool,
+    /// `PG_BIN_DIR`: where the embedded cluster's PostgreSQL binaries are.
+    pub pg_bin_dir: Option<PathBuf>,
+}
+
+/// Logging settings.
+#[derive(Clone, Debug)]
+pub struct LogConfig {
+    /// `LOG_FORMAT` (`pretty` or `json`); defaults to JSON in production.
+    pub format: LogFormat,
+    /// `RUST_LOG` filter, default `info`.
+    pub filter: String,
+}
+
+/// The whole configuration.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// `APP_ENV`: `development` (default), `test` or `production`.
+    pub env: AppEnv,
+    /// `DATA_DIR`: embedded database and local media, default `./data`.
+    pub data_dir: PathBuf,
+    /// `SECRET_KEY`: signs tokens and URLs; required (32+ characters, not a placeholder) in
+    /// production, generated per process otherwise.
+    pub secret_key: Secret,
+    /// Database settings.
+    pub database: DatabaseConfig,
+    /// Logging settings.
+    pub log: LogConfig,
+}
+
+/// A configuration problem, naming the variable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("configuration error: {var}: {problem}")]
+pub struct ConfigError {
+    /// The environment variable at fault.
+    pub var: &'static str,
+    /// What is wrong with it.
+    pub problem: String,
+}
+
+fn err(var: &'static str, problem: impl Into<String>) -> ConfigError {
+    ConfigError {
+        var,
+        problem: problem.into(),
+    }
+}
+
+impl Config {
+    /// Reads the process environment, after loading `.env` when not in production.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let declared_production = std::env::var("APP_ENV").is_ok_and(|v| v == "production");
+        if !declared_production {
+            // A missing .env is normal; a malformed one is worth saying.
+            if let Err(e) = dotenvy::dotenv()
+                && !e.not_found()
+            {
+                return Err(err(".env", e.to_string()));
+            }
+        }
+        Self::from_map(&std::env::vars().collect())
+    }
+
+    /// Builds and validates a configuration from variables (tests pass their own).
+    pub fn from_map(vars: &HashMap<String, String>) -> Result<Self, ConfigError> {
+        let get = |k: &str| vars.get(k).map(|v| v.trim()).filter(|v| !v.is_empty());
+
+        let env = match get("APP_ENV").unwrap_or("development") {
+            "development" | "dev" => AppEnv::Development,
+            "test" => AppEnv::Test,
+            "production" | "prod" => AppEnv::Production,
+            other => {
+                return Err(err(
+                    "APP_ENV",
+                    format!("`{other}` is not one of development, test, production"),
+                ));
+            }
+        };
+        let production = env == AppEnv::Production;
+
+        let secret_key = match get("SECRET_KEY") {
+            Some(key) => {
+                check_secret(key).map_err(|p| err("SECRET_KEY", p))?;
+                Secret::new(key)
+            }
+            None if production => {
+                return Err(err(
+                    "SECRET_KEY",
+                    format!(
+                        "required in production: {MIN_SECRET_LEN}+ random characters (e.g. `openssl rand -hex 32`)"
+                    ),
+                ));
+            }
+            // Outside production a per-process key is fine: nothing signed must outlive it.
+            None => Secret::new(
+                random_key().map_err(|e| err("SECRET_KEY", format!("could not generate: {e}")))?,
+            ),
+        };
+
+        let url = get("DATABASE_URL").map(Secret::new);
+        if let Some(url) = &url
+            && !(url.expose().starts_with("postgres://")
+                || url.expose().starts_with("postgresql://"))
+        {
+            return Err(err(
+                "DATABASE_URL",
+                "must start with postgres:// or postgresql://",
+            ));
+        }
+        if url.is_none() && production {
+            return Err(err(
+                "DATABASE_URL",
+                "required in production (the embedded database is for development only)",
+            ));
+        }
+
+        let pool_size = parse_num(get("DATABASE_POOL_SIZE"), "DATABASE_POOL_SIZE", 20)?;
+        if !(1..=1000).contains(&pool_size) {
+            return Err(err("DATABASE_POOL_SIZE", "must be between 1 and 1000"));
+        }
+        let pool_timeout_ms = parse_num(
+            get("DATABASE_POOL_TIMEOUT_MS"),
+            "DATABASE_POOL_TIMEOUT_MS",
+            5000,
+        )?;
+        if pool_timeout_ms == 0 {
+            return Err(err("DATABASE_POOL_TIMEOUT_MS", "must be above 0"));
+        }
+        let run_migrations = parse_bool(get("RUN_MIGRATIONS"), "RUN_MIGRATIONS", true)?;
+
+        let format = match get("LOG_FORMAT") {
+            None if production => LogFormat::Json,
+            None => LogFormat::Pretty,
+            Some("json") => LogFormat::Json,
+            Some("pretty" | "text") => LogFormat::Pretty,
+            Some(other) => {
+                return Err(err(
+                    "LOG_FORMAT",
+                    format!("`{other}` is not one of pretty, json"),
+                ));
+            }
+        };
+
+        Ok(Config {
+            env,
+            data_dir: PathBuf::from(get("DATA_DIR").unwrap_or("./data")),
+            secret_key,
+            database: DatabaseConfig {
+                url,
+                pool_size,
+                pool_timeout: Duration::from_millis(pool_timeout_ms as u64),
+                run_migrations,
+                pg_bin_dir: get("PG_BIN_DIR").map(PathBuf::from),
+            },
+            log: LogConfig {
+                format,
+                filter: get("RUST_LOG").unwrap_or("info").to_owned(),
+            },
+        })
+    }
+
+    /// Whether this is a production deployment.
+    pub fn is_production(&self) -> bool {
+        self.env == AppEnv::Production
+    }
+}
+
+/// Rejects secrets an attacker could guess: short, placeholder-like, or low in variety.
+fn check_secret(key: &str) -> Result<(), String> {
+    if key.chars().count() < MIN_SECRET_LEN {
+        return Err(format!(
+            "too short: use at least {MIN_SECRET_LEN} random characters"
+        ));
+    }
+    let lower = key.to_ascii_lowercase();
+    for weak in [
+        "changeme",
+        "change-me",
+        "secret",
+        "password",
+        "example",
+        "xxxxxxxx",
+    ] {
+        if lower.contains(weak) {
+            return Err(format!("looks like a placeholder (contains `{weak}`)"));
+        }
+    }
+    let mut distinct: Vec<char> = key.chars().collect();
+    distinct.sort_unstable();
+    distinct.dedup();
+    if distinct.len() < 10 {
+        return Err("too little variety: use a randomly generated value".to_owned());
+    }
+    Ok(())
+}
+
+fn parse_num(v: Option<&str>, var: &'static str, default: usize) -> Result<usize, ConfigError> {
+    v.map_or(Ok(default), |v| {
+        v.parse()
+            .map_err(|_| err(var, format!("`{v}` is not a whole number")))
+    })
+}
+
+fn parse_bool(v: Option<&str>, var: &'static str, default: bool) -> Result<bool, ConfigError> {
+    match v {
+        None => Ok(default),
+        Some("1" | "true" | "yes" | "on") => Ok(true),
+        Some("0" | "false" | "no" | "off") => Ok(false),
+        Some(other) => Err(err(var, format!("`{other}` is not true or false"))),
+    }
+}
+
+fn random_key() -> std::io::Result<String> {
+    use std::io::Read;
+    let mut buf = [0u8; 32];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut buf)?;
+    Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD_SECRET: &str = "q8Zr2LmT5vX9cB1nH4kW7pD0sF3gJ6aE";
+
+    fn vars(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn development_needs_nothing() {
+        let c = Config::from_map(&vars(&[])).expect("defaults are valid");
+        assert_eq!(c.env, AppEnv::Development);
+        assert!(c.database.url.is_none());
+        assert_eq!(c.database.pool_size, 20);
+        assert_eq!(c.data_dir, PathBuf::from("./data"));
+        assert_eq!(c.log.format, LogFormat::Pretty);
+        assert!(c.secret_key.expose().len() >= MIN_SECRET_LEN);
+    }
+
+    #[test]
+    fn production_requires_a_strong_secret_and_names_it() {
+        let e = Config::from_map(&vars(&[
+            ("APP_ENV", "production"),
+            ("DATABASE_URL", "postgres://u:p@db/app"),
+        ]))
+        .unwrap_err();
+        assert_eq!(e.var, "SECRET_KEY");
+        assert!(e.to_string().contains("SECRET_KEY"));
+
+        for weak in [
+            "short",
+            "changeme-changeme-changeme-changeme",
+            "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+        ] {
+            let e = Config::from_map(&vars(&[
+                ("APP_ENV", "production"),
+                ("DATABASE_URL", "postgres://u:p@db/app"),
+                ("SECRET_KEY", weak),
+            ]))
+            .unwrap_err();
+            assert_eq!(e.var, "SECRET_KEY", "{weak}");
+        }
+    }
+
+    #[test]
+    fn production_requires_a_database_url() {
+        let e = Config::from_map(&vars(&[
+            ("APP_ENV", "production"),
+            ("SECRET_KEY", GOOD_SECRET),
+        ]))
+        .unwrap_err();
+        assert_eq!(e.var, "DATABASE_URL");
+    }
+
+    #[test]
+    fn production_with_everything_uses_json_logs() {
+        let c = Config::from_map(&vars(&[
+            ("APP_ENV", "production"),
+            ("SECRET_KEY", GOOD_SECRET),
+            ("DATABASE_URL", "postgres://u:p@db/app"),
+        ]))
+        .expect("valid");
+        assert!(c.is_production());
+        assert_eq!(c.log.format, LogFormat::Json);
+    }
+
+    #[test]
+    fn bad_values_name_their_variable() {
+        for (var, value) in [
+            ("APP_ENV", "staging"),
+            ("DATABASE_POOL_SIZE", "many"),
+            ("DATABASE_POOL_SIZE", "0"),
+            ("DATABASE_POOL_TIMEOUT_MS", "0"),
+            ("RUN_MIGRATIONS", "maybe"),
+            ("LOG_FORMAT", "xml"),
+            ("DATABASE_URL", "mysql://x"),
+        ] {
+            let e = Config::from_map(&vars(&[(var, value)])).unwrap_err();
+            assert_eq!(e.var, var, "{var}={value}");
+        }
+    }
+
+    #[test]
+    fn secrets_never_show_in_debug_output() {
+        let c = Config::from_map(&vars(&[
+            ("SECRET_KEY", GOOD_SECRET),
+            ("DATABASE_URL", "postgres://user:hunter2-db-pass@db/app"),
+        ]))
+        .expect("valid");
+        let printed = format!("{c:?}");
+        assert!(!printed.contains(GOOD_SECRET), "{printed}");
+        assert!(!printed.contains("hunter2"), "{printed}");
+        assert!(printed.contains("[redacted]"));
+    }
+}

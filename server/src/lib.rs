@@ -1,0 +1,11 @@
+//! The SocialCraft host: configuration, the axum router and middleware, the CLI subcommands,
+//! start-up and shutdown. `main.rs` only parses arguments and calls into here, so the
+//! integration tests drive the same code the binary runs.
+
+pub mod config;
+pub mod db;
+pub mod health;
+pub mod http;
+pub mod pg_embedded;
+pub mod startup;
+pub mod telemetry;

@@ -1,0 +1,150 @@
+//! `serve` and `migrate`: resolving the database, migrating, serving, shutting down.
+
+use std::path::Path;
+
+use app::state::AppState;
+use leptos_config::LeptosOptions;
+
+use crate::config::Config;
+use crate::pg_embedded::{self, EmbeddedPg};
+
+/// The database the embedded cluster holds the application's data in.
+pub const EMBEDDED_DATABASE: &str = "socialcraft";
+
+/// The database the process uses, and the embedded cluster behind it if there is one.
+pub struct Database {
+    /// Connection URL (a secret: it may hold a password).
+    pub url: String,
+    /// The embedded cluster, when `DATABASE_URL` was unset.
+    pub embedded: Option<EmbeddedPg>,
+}
+
+impl Database {
+    /// Uses `DATABASE_URL`, or starts (or reuses) the embedded cluster under `DATA_DIR`.
+    pub async fn resolve(config: &Config) -> Result<Self, String> {
+        if let Some(url) = &config.database.url {
+            return Ok(Database {
+                url: url.expose().to_owned(),
+                embedded: None,
+            });
+        }
+        tracing::info!(
+            data_dir = %config.data_dir.display(),
+            "DATABASE_URL is unset: using the embedded PostgreSQL under the data directory"
+        );
+        let data_dir = config.data_dir.clone();
+        let bin_dir = config.database.pg_bin_dir.clone();
+        let pg =
+            tokio::task::spawn_blocking(move || EmbeddedPg::start(&data_dir, bin_dir.as_deref()))
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| e.to_string())?;
+        if let Err(e) = pg_embedded::ensure_database(&pg.url("postgres"), EMBEDDED_DATABASE).await {
+            let _ = pg.stop();
+            return Err(e);
+        }
+        Ok(Database {
+            url: pg.url(EMBEDDED_DATABASE),
+            embedded: Some(pg),
+        })
+    }
+
+    /// Stops the embedded cluster if this process started it.
+    pub async fn shutdown(self) {
+        if let Some(pg) = self.embedded {
+            match tokio::task::spawn_blocking(move || pg.stop()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::error!(error = %e, "could not stop the embedded PostgreSQL"),
+                Err(e) => tracing::error!(error = %e, "could not stop the embedded PostgreSQL"),
+            }
+        }
+    }
+}
+
+/// Reads the Leptos options: `Leptos.toml` when present (as in a checkout or the container),
+/// else the `LEPTOS_*` environment alone. Environment variables override the file.
+pub fn leptos_options() -> Result<LeptosOptions, String> {
+    let file = Path::new("Leptos.toml");
+    let conf = leptos_config::get_configuration(file.exists().then_some("Leptos.toml"))
+        .map_err(|e| format!("Leptos configuration: {e}"))?;
+    Ok(conf.leptos_options)
+}
+
+/// `socialcraft migrate`: applies pending migrations and exits.
+pub async fn migrate(config: Config) -> Result<(), String> {
+    let db = Database::resolve(&config).await?;
+    let result = crate::db::run_migrations(&db.url).await;
+    db.shutdown().await;
+    let applied = result?;
+    if applied.is_empty() {
+        tracing::info!("no pending migrations");
+    } else {
+        tracing::info!(applied = ?applied, "migrations applied");
+    }
+    Ok(())
+}
+
+/// `socialcraft serve`: migrates (unless turned off), serves until SIGINT or SIGTERM, lets
+/// in-flight requests finish, then stops the embedded database if it started one.
+pub async fn serve(config: Config) -> Result<(), String> {
+    let options = leptos_options()?;
+    let db = Database::resolve(&config).await?;
+    let result = serve_with(&config, &db, options).await;
+    db.shutdown().await;
+    result
+}
+
+async fn serve_with(config: &Config, db: &Database, options: LeptosOptions) -> Result<(), String> {
+    if config.database.run_migrations {
+        let applied = crate::db::run_migrations(&db.url).await?;
+        if !applied.is_empty() {
+            tracing::info!(applied = ?applied, "migrations applied");
+        }
+    }
+    let pool = crate::db::build_pool(
+        &db.url,
+        config.database.pool_size,
+        config.database.pool_timeout,
+    )?;
+    let state = AppState { db: pool };
+    let addr = options.site_addr;
+    let router = crate::http::app(state, options);
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| format!("could not listen on {addr}: {e}"))?;
+    tracing::info!(%addr, env = ?config.env, "SocialCraft is listening on http://{addr}");
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await
+    .map_err(|e| format!("server error: {e}"))?;
+    tracing::info!("shut down cleanly");
+    Ok(())
+}
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM (what orchestrators send).
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "could not listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "could not listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => tracing::info!("SIGINT received: shutting down"),
+        () = terminate => tracing::info!("SIGTERM received: shutting down"),
+    }
+}

@@ -1,0 +1,313 @@
+//! Integration tests against a real PostgreSQL: server functions, pages, health, readiness,
+//! request IDs and panic handling, all through the same router and middleware as `serve`.
+
+mod support;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use axum::routing::get;
+use support::{TestDb, app_for, form_post, json, send, text};
+
+fn get_req(path: &str) -> Request<Body> {
+    Request::get(path).body(Body::empty()).expect("request")
+}
+
+#[tokio::test]
+async fn health_answers_ok_and_carries_a_request_id() {
+    let db = TestDb::new().await;
+    let app = app_for(&db);
+
+    let res = send(&app, get_req("/api/health")).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let id = res
+        .headers()
+        .get("x-request-id")
+        .expect("request id")
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(id.len(), 36, "a UUID is made when none is sent: {id}");
+    assert_eq!(json(res).await, serde_json::json!({ "ok": true }));
+
+    // A sane incoming ID is kept; a hostile one is replaced.
+    let mut req = get_req("/api/health");
+    req.headers_mut()
+        .insert("x-request-id", "lb-1234.abc".parse().unwrap());
+    let res = send(&app, req).await;
+    assert_eq!(res.headers()["x-request-id"], "lb-1234.abc");
+
+    let mut req = get_req("/api/health");
+    req.headers_mut()
+        .insert("x-request-id", "<script>alert(1)</script>".parse().unwrap());
+    let res = send(&app, req).await;
+    assert_ne!(res.headers()["x-request-id"], "<script>alert(1)</script>");
+}
+
+#[tokio::test]
+async fn ready_when_database_answers_and_migrations_are_applied() {
+    let db = TestDb::new().await;
+    let res = send(&app_for(&db), get_req("/api/ready")).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let body = json(res).await;
+    assert_eq!(body["ok"], true, "{body}");
+    assert_eq!(body["checks"]["database"]["ok"], true);
+    assert_eq!(body["checks"]["migrations"]["ok"], true);
+}
+
+#[tokio::test]
+async fn not_ready_while_a_migration_is_pending() {
+    let db = TestDb::new().await;
+    let latest = server::db::embedded_versions()
+        .pop()
+        .expect("at least one migration");
+    db.exec(&format!(
+        "DELETE FROM __diesel_schema_migrations WHERE version = '{latest}'"
+    ))
+    .await;
+
+    let res = send(&app_for(&db), get_req("/api/ready")).await;
+    assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let body = json(res).await;
+    assert_eq!(body["failing"], serde_json::json!(["migrations"]), "{body}");
+    assert!(
+        body["checks"]["migrations"]["error"]
+            .as_str()
+            .unwrap()
+            .contains(&latest)
+    );
+
+    // Applying it makes the instance ready again.
+    db.exec("DROP TABLE prompts").await;
+    server::db::run_migrations(&db.url).await.expect("migrate");
+    let res = send(&app_for(&db), get_req("/api/ready")).await;
+    assert_eq!(res.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn not_ready_while_the_database_is_down_but_still_alive() {
+    let db = TestDb::new().await;
+    let app = app_for(&db);
+    assert_eq!(
+        send(&app, get_req("/api/ready")).await.status(),
+        StatusCode::OK
+    );
+
+    db.cut().await;
+    let res = send(&app, get_req("/api/ready")).await;
+    assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let body = json(res).await;
+    let failing = body["failing"].as_array().expect("failing list");
+    assert!(failing.contains(&"database".into()), "{body}");
+    // Liveness does not depend on the database.
+    assert_eq!(
+        send(&app, get_req("/api/health")).await.status(),
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn a_valid_prompt_is_stored_trimmed_and_listed_newest_first() {
+    let db = TestDb::new().await;
+    let app = app_for(&db);
+
+    let res = send(
+        &app,
+        form_post(
+            "/api/prompts/submit",
+            "prompt=++Neon+city+at+night++&style=neon",
+        ),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let stored = json(res).await;
+    assert_eq!(stored["prompt"], "Neon city at night");
+    assert_eq!(stored["style"], "neon");
+
+    let res = send(
+        &app,
+        form_post(
+            "/api/prompts/submit",
+            "prompt=Coffee+shop+opening&style=retro",
+        ),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(db.count("prompts").await, 2);
+
+    let res = send(&app, form_post("/api/prompts/recent", "")).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let list = json(res).await;
+    let prompts: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["prompt"].as_str().unwrap())
+        .collect();
+    assert_eq!(prompts, ["Coffee shop opening", "Neon city at night"]);
+}
+
+#[tokio::test]
+async fn invalid_prompts_are_422_with_field_messages_and_store_nothing() {
+    let db = TestDb::new().await;
+    let app = app_for(&db);
+
+    for (body, field, code) in [
+        ("prompt=hi&style=bold", "prompt", "too_short"),
+        ("prompt=+++&style=bold", "prompt", "too_short"),
+        (
+            "prompt=bad%00byte+here&style=bold",
+            "prompt",
+            "control_chars",
+        ),
+        ("prompt=A+fine+prompt&style=comic", "style", "unknown_style"),
+    ] {
+        let res = send(&app, form_post("/api/prompts/submit", body)).await;
+        assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        let err = json(res).await;
+        assert_eq!(err["code"], "validation", "{body}: {err}");
+        assert_eq!(err["fields"][0]["field"], field, "{body}: {err}");
+        assert_eq!(err["fields"][0]["code"], code, "{body}: {err}");
+        assert!(!err["message"].as_str().unwrap().is_empty());
+    }
+    let long = "a".repeat(501);
+    let res = send(
+        &app,
+        form_post("/api/prompts/submit", &format!("prompt={long}&style=bold")),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+
+    // A request that cannot even be read is a 400, not a 500.
+    let res = send(&app, form_post("/api/prompts/submit", "style=bold")).await;
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(json(res).await["code"], "bad_request");
+
+    assert_eq!(db.count("prompts").await, 0, "nothing may be stored");
+}
+
+#[tokio::test]
+async fn without_javascript_an_invalid_post_returns_to_the_form_with_its_message() {
+    let db = TestDb::new().await;
+    let app = app_for(&db);
+
+    let req = Request::post("/api/prompts/submit")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("accept", "text/html,application/xhtml+xml")
+        .header("referer", "http://127.0.0.1:3000/")
+        .body(Body::from("prompt=x&style=bold"))
+        .unwrap();
+    let res = send(&app, req).await;
+    assert_eq!(res.status(), StatusCode::FOUND);
+    let location = res.headers()["location"].to_str().unwrap().to_owned();
+    assert!(location.contains("__err="), "{location}");
+    assert_eq!(db.count("prompts").await, 0);
+
+    // Following the redirect renders the form with the message beside the field.
+    let path = location.trim_start_matches("http://127.0.0.1:3000");
+    let page = text(send(&app, get_req(path)).await).await;
+    assert!(
+        page.contains("at least 3 characters"),
+        "message missing from the page"
+    );
+
+    // A valid post without JavaScript stores and returns to the page.
+    let req = Request::post("/api/prompts/submit")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("accept", "text/html")
+        .header("referer", "http://127.0.0.1:3000/")
+        .body(Body::from("prompt=Plain+HTML+works&style=minimal"))
+        .unwrap();
+    let res = send(&app, req).await;
+    assert_eq!(res.status(), StatusCode::FOUND);
+    assert_eq!(db.count("prompts").await, 1);
+}
+
+#[tokio::test]
+async fn the_home_page_is_server_rendered_with_recent_prompts() {
+    let db = TestDb::new().await;
+    db.exec("INSERT INTO prompts (prompt, style) VALUES ('Tacos & <b>tequila</b> night', 'bold')")
+        .await;
+    let app = app_for(&db);
+
+    let res = send(&app, get_req("/")).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let page = text(res).await;
+    assert!(
+        page.contains("<label for=\"prompt\">Prompt</label>"),
+        "prompt label"
+    );
+    assert!(page.contains("<textarea id=\"prompt\""), "prompt field");
+    assert!(page.contains("Recent prompts"));
+    // Stored text is escaped, never injected.
+    assert!(
+        page.contains("Tacos &amp; &lt;b&gt;tequila&lt;/b&gt; night"),
+        "escaped prompt"
+    );
+    assert!(!page.contains("<b>tequila</b>"));
+    // The hydration bundle is referenced.
+    assert!(page.contains("/pkg/socialcraft.js"), "hydration script");
+}
+
+#[tokio::test]
+async fn unknown_pages_are_a_friendly_404() {
+    let db = TestDb::new().await;
+    let res = send(&app_for(&db), get_req("/no/such/page")).await;
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    assert!(text(res).await.contains("We could not find that page"));
+}
+
+#[tokio::test]
+async fn server_functions_answer_503_when_the_database_is_down() {
+    let db = TestDb::new().await;
+    let app = app_for(&db);
+    db.cut().await;
+    let res = send(
+        &app,
+        form_post("/api/prompts/submit", "prompt=Still+there%3F&style=bold"),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let err = json(res).await;
+    assert_eq!(err["code"], "unavailable");
+    assert!(
+        !err["message"].as_str().unwrap().contains("connection"),
+        "no internals: {err}"
+    );
+}
+
+async fn explode() -> &'static str {
+    panic!("secret internal detail")
+}
+
+#[tokio::test]
+async fn a_panicking_handler_gets_the_error_page_and_the_server_keeps_serving() {
+    server::telemetry::install_panic_hook();
+    let db = TestDb::new().await;
+    let state = app::state::AppState { db: db.pool() };
+    let routes = server::http::routes(state, support::leptos_options())
+        .route("/explode", get(explode))
+        .route("/api/explode", get(explode));
+    let app = server::http::with_middleware(routes);
+
+    let res = send(&app, get_req("/explode")).await;
+    assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    let id = res.headers()["x-request-id"].to_str().unwrap().to_owned();
+    let page = text(res).await;
+    assert!(page.contains("Something went wrong"));
+    assert!(
+        page.contains(&id),
+        "the page gives the request ID as a reference"
+    );
+    assert!(!page.contains("secret internal detail"));
+
+    let res = send(&app, get_req("/api/explode")).await;
+    assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    let body = json(res).await;
+    assert_eq!(body["code"], "internal");
+    assert!(!body.to_string().contains("secret internal detail"));
+
+    assert_eq!(
+        send(&app, get_req("/api/health")).await.status(),
+        StatusCode::OK
+    );
+}

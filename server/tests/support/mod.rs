@@ -1,0 +1,196 @@
+//! Test support: one real PostgreSQL cluster per test process, a migrated template database,
+//! and a fresh database cloned from it for each test, so tests run in parallel and never see
+//! each other's rows.
+
+#![allow(dead_code)]
+
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use app::state::AppState;
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, Response};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use http_body_util::BodyExt;
+use leptos::prelude::LeptosOptions;
+use server::pg_embedded::{EmbeddedPg, quote_ident};
+use tower::ServiceExt;
+
+const TEMPLATE: &str = "socialcraft_template";
+
+struct Cluster {
+    pg: EmbeddedPg,
+    dir: std::path::PathBuf,
+}
+
+static CLUSTER: OnceLock<Cluster> = OnceLock::new();
+static NEXT_DB: AtomicU32 = AtomicU32::new(0);
+
+extern "C" fn stop_cluster() {
+    if let Some(c) = CLUSTER.get() {
+        let _ = c.pg.stop();
+        let _ = std::fs::remove_dir_all(&c.dir);
+    }
+}
+
+fn cluster() -> &'static Cluster {
+    CLUSTER.get_or_init(|| {
+        // Set up on a thread of its own: the caller is usually inside a test's runtime,
+        // where a second runtime cannot be started.
+        std::thread::spawn(|| {
+            let dir = std::env::temp_dir().join(format!("socialcraft-test-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            let pg = EmbeddedPg::start(&dir, None).expect("start the test PostgreSQL cluster");
+            // SAFETY: registering a plain extern "C" function with no captured state.
+            unsafe { libc::atexit(stop_cluster) };
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(async {
+                server::pg_embedded::ensure_database(&pg.url("postgres"), TEMPLATE)
+                    .await
+                    .expect("create the template database");
+                server::db::run_migrations(&pg.url(TEMPLATE))
+                    .await
+                    .expect("migrate the template database");
+            });
+            Cluster { pg, dir }
+        })
+        .join()
+        .expect("cluster setup thread")
+    })
+}
+
+/// A database of this test's own, migrated, empty.
+pub struct TestDb {
+    /// Its name.
+    pub name: String,
+    /// A URL to it.
+    pub url: String,
+}
+
+impl TestDb {
+    /// Clones the migrated template into a new database.
+    pub async fn new() -> TestDb {
+        let cluster = cluster();
+        let name = format!(
+            "t_{}_{}",
+            std::process::id(),
+            NEXT_DB.fetch_add(1, Ordering::Relaxed)
+        );
+        let mut admin = admin().await;
+        diesel::sql_query(format!(
+            "CREATE DATABASE {} TEMPLATE {}",
+            quote_ident(&name),
+            quote_ident(TEMPLATE)
+        ))
+        .execute(&mut admin)
+        .await
+        .expect("create the test database");
+        TestDb {
+            url: cluster.pg.url(&name),
+            name,
+        }
+    }
+
+    /// A pool on this database, as the server builds it.
+    pub fn pool(&self) -> app::db::DbPool {
+        server::db::build_pool(&self.url, 4, std::time::Duration::from_secs(2)).expect("pool")
+    }
+
+    /// A direct connection, for setting up and checking rows.
+    pub async fn conn(&self) -> AsyncPgConnection {
+        AsyncPgConnection::establish(&self.url)
+            .await
+            .expect("connect to the test database")
+    }
+
+    /// Runs SQL that returns nothing.
+    pub async fn exec(&self, sql: &str) {
+        let mut c = self.conn().await;
+        diesel::sql_query(sql).execute(&mut c).await.expect(sql);
+    }
+
+    /// Counts rows of `table`.
+    pub async fn count(&self, table: &str) -> i64 {
+        #[derive(diesel::QueryableByName)]
+        struct N {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        let mut c = self.conn().await;
+        let rows: Vec<N> = diesel::sql_query(format!("SELECT count(*) AS n FROM {table}"))
+            .load(&mut c)
+            .await
+            .expect("count");
+        rows[0].n
+    }
+
+    /// Takes the database away: closes every connection and refuses new ones, as an outage
+    /// would look to the app.
+    pub async fn cut(&self) {
+        let mut admin = admin().await;
+        diesel::sql_query(format!(
+            "ALTER DATABASE {} ALLOW_CONNECTIONS false",
+            quote_ident(&self.name)
+        ))
+        .execute(&mut admin)
+        .await
+        .expect("refuse connections");
+        diesel::sql_query(format!(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{}'",
+            self.name
+        ))
+        .execute(&mut admin)
+        .await
+        .expect("close connections");
+    }
+}
+
+async fn admin() -> AsyncPgConnection {
+    AsyncPgConnection::establish(&cluster().pg.url("postgres"))
+        .await
+        .expect("connect to the test cluster")
+}
+
+/// The Leptos options from the repository's `Leptos.toml`.
+pub fn leptos_options() -> LeptosOptions {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../Leptos.toml");
+    leptos_config::get_configuration(Some(path))
+        .expect("Leptos.toml")
+        .leptos_options
+}
+
+/// The whole app (routes and middleware) on `db`.
+pub fn app_for(db: &TestDb) -> Router {
+    server::http::app(AppState { db: db.pool() }, leptos_options())
+}
+
+/// Sends one request through `router`.
+pub async fn send(router: &Router, req: Request<Body>) -> Response<Body> {
+    router.clone().oneshot(req).await.expect("infallible")
+}
+
+/// Reads a response body as text.
+pub async fn text(res: Response<Body>) -> String {
+    let bytes = res.into_body().collect().await.expect("body").to_bytes();
+    String::from_utf8(bytes.to_vec()).expect("utf-8 body")
+}
+
+/// Reads a response body as JSON.
+pub async fn json(res: Response<Body>) -> serde_json::Value {
+    let body = text(res).await;
+    serde_json::from_str(&body).unwrap_or_else(|e| panic!("not JSON ({e}): {body}"))
+}
+
+/// A form post to a server function, as the browser's fetch sends it.
+pub fn form_post(path: &str, body: &str) -> Request<Body> {
+    Request::post(path)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("accept", "application/json")
+        .body(Body::from(body.to_owned()))
+        .expect("request")
+}
