@@ -160,7 +160,8 @@ impl Config {
             }
             // Outside production a per-process key is fine: nothing signed must outlive it.
             None => Secret::new(
-                random_key().map_err(|e| err("SECRET_KEY", format!("could not generate: {e}")))?,
+                random_hex(32)
+                    .map_err(|e| err("SECRET_KEY", format!("could not generate: {e}")))?,
             ),
         };
 
@@ -277,9 +278,10 @@ fn parse_bool(v: Option<&str>, var: &'static str, default: bool) -> Result<bool,
     }
 }
 
-fn random_key() -> std::io::Result<String> {
+/// `bytes` random bytes from the kernel, as lowercase hex.
+pub(crate) fn random_hex(bytes: usize) -> std::io::Result<String> {
     use std::io::Read;
-    let mut buf = [0u8; 32];
+    let mut buf = vec![0u8; bytes];
     std::fs::File::open("/dev/urandom")?.read_exact(&mut buf)?;
     Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
 }

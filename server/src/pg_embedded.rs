@@ -150,7 +150,7 @@ impl EmbeddedPg {
         if let Some((uid, gid)) = self.run_as {
             chown(dir, uid, gid)?;
         }
-        let password = random_hex(24).map_err(io_err("generate a password", dir))?;
+        let password = crate::config::random_hex(24).map_err(io_err("generate a password", dir))?;
         // initdb reads the superuser's password from a file the server user can read; it is
         // removed as soon as initdb is done. Our own copy is readable by us alone.
         let pwfile = dir.with_file_name(".initdb-pw");
@@ -354,11 +354,4 @@ fn write_private(path: &Path, contents: &str) -> Result<(), EmbeddedPgError> {
 
 fn free_port() -> io::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
-fn random_hex(bytes: usize) -> io::Result<String> {
-    use std::io::Read;
-    let mut buf = vec![0u8; bytes];
-    fs::File::open("/dev/urandom")?.read_exact(&mut buf)?;
-    Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
 }
