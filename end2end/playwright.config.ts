@@ -57,7 +57,7 @@ export default defineConfig({
       LEPTOS_SITE_ROOT: 'target/site',
       LEPTOS_ENV: 'PROD',
       DATA_DIR: dataDir,
-      RUST_LOG: 'info',
+      RUST_LOG: 'warn,server::startup=info,server::pg_embedded=info',
     },
   },
 });

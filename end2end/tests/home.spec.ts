@@ -34,15 +34,15 @@ test.describe('with JavaScript', () => {
     await page.evaluate(() => ((window as any).__stillHere = true));
 
     const prompt = unique('Autumn sale banner with maple leaves', info.project.name);
-    await page.getByLabel('Prompt').fill(prompt);
-    await page.getByLabel('Style').selectOption('retro');
+    await page.getByLabel('Prompt', { exact: true }).fill(prompt);
+    await page.getByLabel('Style', { exact: true }).selectOption('retro');
     await page.getByRole('button', { name: 'Create' }).click();
 
     const item = page.getByTestId('recent-prompts').locator('li', { hasText: prompt });
     await expect(item).toBeVisible();
     await expect(item).toContainText('Retro');
     expect(await page.evaluate(() => (window as any).__stillHere)).toBe(true);
-    await expect(page.getByLabel('Prompt')).toHaveValue('');
+    await expect(page.getByLabel('Prompt', { exact: true })).toHaveValue('');
 
     await page.reload();
     await expect(page.getByTestId('recent-prompts').locator('li', { hasText: prompt })).toBeVisible();
@@ -55,17 +55,17 @@ test.describe('with JavaScript', () => {
     });
     await page.goto('/');
     await hydrated(page);
-    await page.getByLabel('Prompt').fill('ab');
+    await page.getByLabel('Prompt', { exact: true }).fill('ab');
     await page.getByRole('button', { name: 'Create' }).click();
 
     await expect(page.locator('#prompt-error')).toHaveText(/at least 3 characters/);
-    await expect(page.getByLabel('Prompt')).toHaveAttribute('aria-invalid', 'true');
+    await expect(page.getByLabel('Prompt', { exact: true })).toHaveAttribute('aria-invalid', 'true');
     // The shared rules caught it in the browser: nothing was sent, nothing stored.
     expect(requests).toEqual([]);
 
     // Fixing it clears the message and stores the prompt.
     const prompt = unique('Fixed prompt', info.project.name);
-    await page.getByLabel('Prompt').fill(prompt);
+    await page.getByLabel('Prompt', { exact: true }).fill(prompt);
     await page.getByRole('button', { name: 'Create' }).click();
     await expect(page.getByTestId('recent-prompts').locator('li', { hasText: prompt })).toBeVisible();
     await expect(page.locator('#prompt-error')).toHaveText('');
@@ -88,19 +88,19 @@ test.describe('without JavaScript', () => {
   test('the page is rendered on the server', async ({ page }) => {
     await page.goto('/');
     await expect(page.getByRole('heading', { name: 'Create' })).toBeVisible();
-    await expect(page.getByLabel('Prompt')).toBeVisible();
-    await expect(page.getByLabel('Style').locator('option')).toHaveCount(8);
+    await expect(page.getByLabel('Prompt', { exact: true })).toBeVisible();
+    await expect(page.getByLabel('Style', { exact: true }).locator('option')).toHaveCount(8);
     await expect(page.getByRole('heading', { name: 'Recent prompts' })).toBeVisible();
   });
 
   test('the form still validates and stores after a plain post', async ({ page }, info) => {
     await page.goto('/');
-    await page.getByLabel('Prompt').fill('no');
+    await page.getByLabel('Prompt', { exact: true }).fill('no');
     await page.getByRole('button', { name: 'Create' }).click();
     await expect(page.locator('#prompt-error')).toHaveText(/at least 3 characters/);
 
     const prompt = unique('Plain HTML post', info.project.name);
-    await page.getByLabel('Prompt').fill(prompt);
+    await page.getByLabel('Prompt', { exact: true }).fill(prompt);
     await page.getByRole('button', { name: 'Create' }).click();
     await expect(page.getByTestId('recent-prompts').locator('li', { hasText: prompt })).toBeVisible();
     await expect(page.locator('#prompt-error')).toHaveText('');
