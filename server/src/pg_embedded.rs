@@ -69,13 +69,13 @@ pub struct EmbeddedPg {
     run_as: Option<(u32, u32)>,
     port: u16,
     password: String,
-    /// Whether this process started the server (and so should stop it).
-    started_here: bool,
+    /// Whether this process runs the server (and so should stop it).
+    owned: bool,
 }
 
 impl EmbeddedPg {
     /// Creates the cluster under `base_dir/postgres` if needed and starts it, or adopts a
-    /// server already running on it (say, left by a process that crashed).
+    /// server already running on it (say, left by a process that was killed).
     pub fn start(base_dir: &Path, bin_dir: Option<&Path>) -> Result<Self, EmbeddedPgError> {
         let bin_dir = match bin_dir {
             Some(dir) => dir.to_owned(),
@@ -106,7 +106,7 @@ impl EmbeddedPg {
             run_as,
             port: 0,
             password: String::new(),
-            started_here: false,
+            owned: false,
         };
 
         if !pg.cluster_dir.join("PG_VERSION").exists() {
@@ -118,8 +118,11 @@ impl EmbeddedPg {
             .to_owned();
 
         if let Some(port) = pg.running_port() {
-            tracing::info!(port, dir = %pg.cluster_dir.display(), "reusing the running embedded PostgreSQL");
+            // Left by a process that was killed (cargo-leptos restarts the server with SIGKILL
+            // on every rebuild). We adopt it, and stop it when we stop, as if we had started it.
+            tracing::info!(port, dir = %pg.cluster_dir.display(), "adopting the embedded PostgreSQL already running");
             pg.port = port;
+            pg.owned = true;
             return Ok(pg);
         }
         pg.port = free_port().map_err(io_err("pick a port", &pg.cluster_dir))?;
@@ -137,7 +140,7 @@ impl EmbeddedPg {
             .args(["-o", &options, "-w", "-t", "30", "start"])
             .output();
         check("pg_ctl", out)?;
-        pg.started_here = true;
+        pg.owned = true;
         tracing::info!(port = pg.port, dir = %pg.cluster_dir.display(), "started the embedded PostgreSQL");
         Ok(pg)
     }
@@ -229,9 +232,9 @@ impl EmbeddedPg {
         &self.cluster_dir
     }
 
-    /// Stops the server if this process started it.
+    /// Stops the server if this process runs it.
     pub fn stop(&self) -> Result<(), EmbeddedPgError> {
-        if !self.started_here {
+        if !self.owned {
             return Ok(());
         }
         let out = self

@@ -49,7 +49,7 @@ impl Database {
         })
     }
 
-    /// Stops the embedded cluster if this process started it.
+    /// Stops the embedded cluster if this process runs it.
     pub async fn shutdown(self) {
         if let Some(pg) = self.embedded {
             match tokio::task::spawn_blocking(move || pg.stop()).await {
