@@ -12,6 +12,8 @@ pub mod error;
 #[cfg(feature = "ssr")]
 pub mod db;
 #[cfg(feature = "ssr")]
+pub mod jobs;
+#[cfg(feature = "ssr")]
 pub mod state;
 
 use leptos::prelude::*;

@@ -71,6 +71,26 @@ pub struct DatabaseConfig {
     pub pg_bin_dir: Option<PathBuf>,
 }
 
+/// Job worker settings.
+#[derive(Clone, Debug)]
+pub struct WorkerSettings {
+    /// `WORKER_IN_PROCESS`: run the worker inside `serve`, default true. Turn it off when
+    /// workers run as their own `socialcraft worker` processes.
+    pub in_process: bool,
+    /// `WORKER_CONCURRENCY`: jobs run at once per worker, default 2.
+    pub concurrency: usize,
+    /// `JOB_LEASE_SECS`: how long a claimed job stays with a silent worker, default 30.
+    pub lease: Duration,
+    /// `JOB_POLL_INTERVAL_MS`: polling when no notification arrives, default 2000.
+    pub poll_interval: Duration,
+    /// `JOB_BACKOFF_BASE_MS`: first retry delay before jitter, default 1000.
+    pub backoff_base: Duration,
+    /// `JOB_BACKOFF_CAP_SECS`: longest retry delay before jitter, default 300.
+    pub backoff_cap: Duration,
+    /// `WORKER_SHUTDOWN_GRACE_SECS`: time running jobs get to finish on shutdown, default 30.
+    pub shutdown_grace: Duration,
+}
+
 /// Logging settings.
 #[derive(Clone, Debug)]
 pub struct LogConfig {
@@ -92,6 +112,8 @@ pub struct Config {
     pub secret_key: Secret,
     /// Database settings.
     pub database: DatabaseConfig,
+    /// Job worker settings.
+    pub worker: WorkerSettings,
     /// Logging settings.
     pub log: LogConfig,
 }
@@ -196,6 +218,27 @@ impl Config {
         }
         let run_migrations = parse_bool(get("RUN_MIGRATIONS"), "RUN_MIGRATIONS", true)?;
 
+        let positive = |var: &'static str, default: usize| -> Result<usize, ConfigError> {
+            let v = parse_num(get(var), var, default)?;
+            if v == 0 {
+                return Err(err(var, "must be above 0"));
+            }
+            Ok(v)
+        };
+        let worker = WorkerSettings {
+            in_process: parse_bool(get("WORKER_IN_PROCESS"), "WORKER_IN_PROCESS", true)?,
+            concurrency: positive("WORKER_CONCURRENCY", 2)?,
+            lease: Duration::from_secs(positive("JOB_LEASE_SECS", 30)? as u64),
+            poll_interval: Duration::from_millis(positive("JOB_POLL_INTERVAL_MS", 2000)? as u64),
+            backoff_base: Duration::from_millis(positive("JOB_BACKOFF_BASE_MS", 1000)? as u64),
+            backoff_cap: Duration::from_secs(positive("JOB_BACKOFF_CAP_SECS", 300)? as u64),
+            shutdown_grace: Duration::from_secs(parse_num(
+                get("WORKER_SHUTDOWN_GRACE_SECS"),
+                "WORKER_SHUTDOWN_GRACE_SECS",
+                30,
+            )? as u64),
+        };
+
         let format = match get("LOG_FORMAT") {
             None if production => LogFormat::Json,
             None => LogFormat::Pretty,
@@ -220,6 +263,7 @@ impl Config {
                 run_migrations,
                 pg_bin_dir: get("PG_BIN_DIR").map(PathBuf::from),
             },
+            worker,
             log: LogConfig {
                 format,
                 filter: get("RUST_LOG").unwrap_or("info").to_owned(),
@@ -308,6 +352,9 @@ mod tests {
         assert_eq!(c.data_dir, PathBuf::from("./data"));
         assert_eq!(c.log.format, LogFormat::Pretty);
         assert!(c.secret_key.expose().len() >= MIN_SECRET_LEN);
+        assert!(c.worker.in_process);
+        assert_eq!(c.worker.concurrency, 2);
+        assert_eq!(c.worker.lease, Duration::from_secs(30));
     }
 
     #[test]
@@ -367,6 +414,10 @@ mod tests {
             ("RUN_MIGRATIONS", "maybe"),
             ("LOG_FORMAT", "xml"),
             ("DATABASE_URL", "mysql://x"),
+            ("WORKER_IN_PROCESS", "sometimes"),
+            ("WORKER_CONCURRENCY", "0"),
+            ("JOB_LEASE_SECS", "-1"),
+            ("JOB_POLL_INTERVAL_MS", "soon"),
         ] {
             let e = Config::from_map(&vars(&[(var, value)])).unwrap_err();
             assert_eq!(e.var, var, "{var}={value}");

@@ -9,3 +9,4 @@ pub mod http;
 pub mod pg_embedded;
 pub mod startup;
 pub mod telemetry;
+pub mod worker;

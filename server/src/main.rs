@@ -5,7 +5,7 @@ use server::config::Config;
 
 /// SocialCraft: turn prompts into finished social-media images.
 #[derive(Parser)]
-#[command(name = "socialcraft", version, about)]
+#[command(name = "socialcraft", version)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -18,6 +18,28 @@ enum Command {
     Serve,
     /// Apply pending database migrations and exit.
     Migrate,
+    /// Run the job worker alone (no web server), to scale workers apart from web instances.
+    Worker,
+    /// Inspect and revive jobs.
+    Jobs {
+        #[command(subcommand)]
+        command: JobsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum JobsCommand {
+    /// List dead-lettered jobs, most recent first.
+    Dead {
+        /// How many to list.
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+    },
+    /// Re-queue a dead-lettered job with a fresh set of attempts.
+    Retry {
+        /// The job's id.
+        id: i64,
+    },
 }
 
 fn main() -> std::process::ExitCode {
@@ -47,6 +69,13 @@ fn main() -> std::process::ExitCode {
         match cli.command.unwrap_or(Command::Serve) {
             Command::Serve => server::startup::serve(config).await,
             Command::Migrate => server::startup::migrate(config).await,
+            Command::Worker => server::startup::worker(config).await,
+            Command::Jobs {
+                command: JobsCommand::Dead { limit },
+            } => server::startup::jobs_dead(config, limit).await,
+            Command::Jobs {
+                command: JobsCommand::Retry { id },
+            } => server::startup::jobs_retry(config, id).await,
         }
     });
     match result {

@@ -1,12 +1,17 @@
 //! `serve` and `migrate`: resolving the database, migrating, serving, shutting down.
 
+use std::future::Future;
 use std::path::Path;
 
 use app::state::AppState;
 use leptos_config::LeptosOptions;
 
+use app::jobs::Backoff;
+use tokio::sync::watch;
+
 use crate::config::Config;
 use crate::pg_embedded::{self, EmbeddedPg};
+use crate::worker::{Worker, WorkerConfig};
 
 /// The database the embedded cluster holds the application's data in.
 pub const EMBEDDED_DATABASE: &str = "socialcraft";
@@ -70,12 +75,25 @@ pub fn leptos_options() -> Result<LeptosOptions, String> {
     Ok(conf.leptos_options)
 }
 
+/// Resolves the database (starting the embedded one if needed), runs `f` with its URL, and
+/// stops the embedded database again whatever `f` returned.
+async fn with_database<T, F, Fut>(config: &Config, f: F) -> Result<T, String>
+where
+    F: FnOnce(String) -> Fut,
+    Fut: Future<Output = Result<T, String>>,
+{
+    let db = Database::resolve(config).await?;
+    let result = f(db.url.clone()).await;
+    db.shutdown().await;
+    result
+}
+
 /// `socialcraft migrate`: applies pending migrations and exits.
 pub async fn migrate(config: Config) -> Result<(), String> {
-    let db = Database::resolve(&config).await?;
-    let result = crate::db::run_migrations(&db.url).await;
-    db.shutdown().await;
-    let applied = result?;
+    let applied = with_database(&config, |url| async move {
+        crate::db::run_migrations(&url).await
+    })
+    .await?;
     if applied.is_empty() {
         tracing::info!("no pending migrations");
     } else {
@@ -106,22 +124,131 @@ async fn serve_with(config: &Config, db: &Database, options: LeptosOptions) -> R
         config.database.pool_size,
         config.database.pool_timeout,
     )?;
-    let state = AppState { db: pool };
+    let state = AppState { db: pool.clone() };
     let addr = options.site_addr;
     let router = crate::http::app(state, options);
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| format!("could not listen on {addr}: {e}"))?;
+
+    // One signal, two listeners: the HTTP server and the in-process worker stop together.
+    let (stop_tx, stop_rx) = watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    });
+    let worker = config
+        .worker
+        .in_process
+        .then(|| tokio::spawn(build_worker(config, pool, &db.url).run(stopped(stop_rx.clone()))));
+
     tracing::info!(%addr, env = ?config.env, "SocialCraft is listening on http://{addr}");
-    axum::serve(
+    let served = axum::serve(
         listener,
         router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
     )
-    .with_graceful_shutdown(shutdown_signal())
+    .with_graceful_shutdown(stopped(stop_rx))
     .await
-    .map_err(|e| format!("server error: {e}"))?;
+    .map_err(|e| format!("server error: {e}"));
+    if let Some(worker) = worker
+        && let Err(e) = worker.await
+    {
+        tracing::error!(error = %e, "the job worker ended abnormally");
+    }
+    served?;
     tracing::info!("shut down cleanly");
     Ok(())
+}
+
+/// Resolves once `rx` says stop (or its sender is gone).
+async fn stopped(mut rx: watch::Receiver<bool>) {
+    let _ = rx.wait_for(|stop| *stop).await;
+}
+
+/// The job worker with every handler the product has, configured from `config`.
+fn build_worker(config: &Config, pool: app::db::DbPool, url: &str) -> Worker {
+    let w = &config.worker;
+    Worker::new(
+        pool,
+        Some(url.to_owned()),
+        WorkerConfig {
+            concurrency: w.concurrency,
+            lease: w.lease,
+            poll_interval: w.poll_interval,
+            backoff: Backoff {
+                base: w.backoff_base,
+                cap: w.backoff_cap,
+            },
+            shutdown_grace: w.shutdown_grace,
+            ..WorkerConfig::default()
+        },
+    )
+}
+
+/// `socialcraft worker`: runs the job worker alone until SIGINT or SIGTERM.
+pub async fn worker(config: Config) -> Result<(), String> {
+    let config = &config;
+    with_database(config, |url| async move {
+        let pool = crate::db::build_pool(
+            &url,
+            config.database.pool_size,
+            config.database.pool_timeout,
+        )?;
+        build_worker(config, pool, &url)
+            .run(shutdown_signal())
+            .await;
+        Ok(())
+    })
+    .await
+}
+
+/// `socialcraft jobs dead`: prints dead-lettered jobs, one a line.
+pub async fn jobs_dead(config: Config, limit: i64) -> Result<(), String> {
+    let dead = with_database(&config, |url| async move {
+        let mut conn = connect(&url).await?;
+        app::jobs::list_dead(&mut conn, limit)
+            .await
+            .map_err(|e| e.to_string())
+    })
+    .await?;
+    if dead.is_empty() {
+        println!("no dead jobs");
+    }
+    for job in dead {
+        println!(
+            "{}\t{}\tattempts={}/{}\t{}\t{}",
+            job.id,
+            job.kind,
+            job.attempts,
+            job.max_attempts,
+            job.updated_at.to_rfc3339(),
+            job.last_error.unwrap_or_default().replace('\n', " ")
+        );
+    }
+    Ok(())
+}
+
+/// `socialcraft jobs retry ID`: re-queues a dead job.
+pub async fn jobs_retry(config: Config, id: i64) -> Result<(), String> {
+    let revived = with_database(&config, |url| async move {
+        let mut conn = connect(&url).await?;
+        app::jobs::retry_dead(&mut conn, id)
+            .await
+            .map_err(|e| e.to_string())
+    })
+    .await?;
+    if !revived {
+        return Err(format!("job {id} is not a dead job"));
+    }
+    println!("job {id} re-queued");
+    Ok(())
+}
+
+async fn connect(url: &str) -> Result<diesel_async::AsyncPgConnection, String> {
+    use diesel_async::AsyncConnection;
+    diesel_async::AsyncPgConnection::establish(url)
+        .await
+        .map_err(|e| format!("could not connect to the database: {e}"))
 }
 
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM (what orchestrators send).

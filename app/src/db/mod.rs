@@ -22,7 +22,7 @@ pub fn query_failed(what: &str, error: diesel::result::Error) -> AppError {
         &error,
         Error::DatabaseError(DatabaseErrorKind::ClosedConnection, _)
             | Error::DatabaseError(DatabaseErrorKind::UnableToSendCommand, _)
-    ) || error.to_string().contains("connection closed");
+    );
     tracing::error!(error = %error, query = what, "database query failed");
     if gone {
         AppError::unavailable()

@@ -114,6 +114,13 @@ impl TestDb {
         diesel::sql_query(sql).execute(&mut c).await.expect(sql);
     }
 
+    /// Runs several SQL statements at once.
+    pub async fn batch(&self, sql: &str) {
+        use diesel_async::SimpleAsyncConnection;
+        let mut c = self.conn().await;
+        c.batch_execute(sql).await.expect(sql);
+    }
+
     /// Counts rows of `table`.
     pub async fn count(&self, table: &str) -> i64 {
         #[derive(diesel::QueryableByName)]
@@ -154,6 +161,23 @@ async fn admin() -> AsyncPgConnection {
     AsyncPgConnection::establish(&cluster().pg.url("postgres"))
         .await
         .expect("connect to the test cluster")
+}
+
+/// The `down.sql` of the migration with `version` (its directory name without dashes, up to
+/// the underscore).
+pub fn down_sql(version: &str) -> String {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../migrations");
+    for entry in std::fs::read_dir(dir)
+        .expect("migrations directory")
+        .flatten()
+    {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let v: String = name.split('_').next().unwrap_or("").replace('-', "");
+        if v == version {
+            return std::fs::read_to_string(entry.path().join("down.sql")).expect("down.sql");
+        }
+    }
+    panic!("no migration {version} in {dir}");
 }
 
 /// The Leptos options from the repository's `Leptos.toml`.
