@@ -3,6 +3,7 @@
 //! integration tests drive the same code the binary runs.
 
 pub mod config;
+pub mod create;
 pub mod db;
 pub mod health;
 pub mod http;

@@ -20,6 +20,25 @@ enum Command {
     Migrate,
     /// Run the job worker alone (no web server), to scale workers apart from web instances.
     Worker,
+    /// Render one image with the built-in renderer to a PNG file (no database needed).
+    Render {
+        /// The headline.
+        #[arg(long)]
+        prompt: String,
+        /// Style slug (bold, minimal, vibrant, pastel, neon, retro, editorial, playful).
+        #[arg(long, default_value = "vibrant")]
+        style: String,
+        /// Format slug (instagram_square, instagram_portrait, story, x_post, linkedin,
+        /// youtube_thumbnail).
+        #[arg(long, default_value = "instagram_portrait")]
+        format: String,
+        /// Variation seed.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Where to write the PNG.
+        #[arg(long)]
+        out: std::path::PathBuf,
+    },
     /// Inspect and revive jobs.
     Jobs {
         #[command(subcommand)]
@@ -44,6 +63,16 @@ enum JobsCommand {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    if let Some(Command::Render {
+        prompt,
+        style,
+        format,
+        seed,
+        out,
+    }) = &cli.command
+    {
+        return render(prompt, style, format, *seed, out);
+    }
     let config = match Config::from_env() {
         Ok(c) => c,
         Err(e) => {
@@ -69,6 +98,7 @@ fn main() -> std::process::ExitCode {
         match cli.command.unwrap_or(Command::Serve) {
             Command::Serve => server::startup::serve(config).await,
             Command::Migrate => server::startup::migrate(config).await,
+            Command::Render { .. } => Ok(()),
             Command::Worker => server::startup::worker(config).await,
             Command::Jobs {
                 command: JobsCommand::Dead { limit },
@@ -84,5 +114,46 @@ fn main() -> std::process::ExitCode {
             tracing::error!(error = %e, "socialcraft stopped with an error");
             std::process::ExitCode::FAILURE
         }
+    }
+}
+
+fn render(
+    prompt: &str,
+    style: &str,
+    format: &str,
+    seed: u64,
+    out: &std::path::Path,
+) -> std::process::ExitCode {
+    use app::create::{Format, validate_prompt};
+    use server::create::render::{RenderRequest, render_png};
+    let fail = |msg: String| {
+        eprintln!("socialcraft render: {msg}");
+        std::process::ExitCode::from(2)
+    };
+    let valid = match validate_prompt(prompt, style) {
+        Ok(v) => v,
+        Err(errors) => {
+            let msgs: Vec<String> = errors
+                .into_iter()
+                .map(|e| format!("{}: {}", e.field, e.message))
+                .collect();
+            return fail(msgs.join("; "));
+        }
+    };
+    let Some(format) = Format::from_slug(format) else {
+        return fail(format!("unknown format `{format}`"));
+    };
+    let request = RenderRequest {
+        prompt: &valid.prompt,
+        style: valid.style,
+        format,
+        seed,
+    };
+    match render_png(&request)
+        .map_err(|e| e.to_string())
+        .and_then(|png| std::fs::write(out, png).map_err(|e| format!("{}: {e}", out.display())))
+    {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => fail(e),
     }
 }

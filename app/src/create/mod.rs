@@ -3,6 +3,7 @@
 //! This is the walking skeleton's vertical slice: the prompt is validated by the shared rules,
 //! stored, and listed under "Recent prompts". The real generation pipeline builds on it.
 
+pub mod formats;
 pub mod ui;
 pub mod validation;
 
@@ -15,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::error::AppError;
+pub use formats::{Format, Rect};
 pub use validation::{Style, ValidPrompt, validate_prompt};
 
 /// How many prompts the "Recent prompts" list shows.

@@ -1,0 +1,3 @@
+//! Create, server side: the providers that turn a prompt into images.
+
+pub mod render;
