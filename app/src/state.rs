@@ -2,12 +2,15 @@
 
 use crate::db::{DbConn, DbPool};
 use crate::error::AppError;
+use crate::media::MediaStore;
 
 /// Everything a server function may need from the host. Cheap to clone.
 #[derive(Clone)]
 pub struct AppState {
     /// The PostgreSQL connection pool.
     pub db: DbPool,
+    /// Where images live.
+    pub media: MediaStore,
 }
 
 impl AppState {

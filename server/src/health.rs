@@ -18,15 +18,19 @@ pub async fn health() -> Response {
     Json(json!({ "ok": true })).into_response()
 }
 
-/// `GET /api/ready`: 200 only when the database answers and no migration is pending;
-/// otherwise 503 with each failing check named.
+/// `GET /api/ready`: 200 only when the database answers, no migration is pending and the
+/// media store takes a write and a read; otherwise 503 with each failing check named.
 pub async fn ready(State(state): State<AppState>) -> Response {
-    let status = crate::db::check(&state.db, CHECK_TIMEOUT).await;
+    let (status, storage) = tokio::join!(
+        crate::db::check(&state.db, CHECK_TIMEOUT),
+        storage_check(&state),
+    );
     let mut checks = Map::new();
     let mut failing = Vec::new();
     for (name, problem) in [
         ("database", status.database),
         ("migrations", status.migrations),
+        ("storage", storage),
     ] {
         match problem {
             None => {
@@ -52,4 +56,12 @@ pub async fn ready(State(state): State<AppState>) -> Response {
         Json(json!({ "ok": ok, "failing": failing, "checks": checks })),
     )
         .into_response()
+}
+
+async fn storage_check(state: &AppState) -> Option<String> {
+    match tokio::time::timeout(CHECK_TIMEOUT, state.media.probe()).await {
+        Ok(Ok(())) => None,
+        Ok(Err(e)) => Some(e.to_string()),
+        Err(_) => Some(format!("no answer within {} ms", CHECK_TIMEOUT.as_millis())),
+    }
 }

@@ -35,6 +35,7 @@ pub fn routes(state: AppState, leptos_options: LeptosOptions) -> Router {
     let api = Router::new()
         .route("/api/health", get(crate::health::health))
         .route("/api/ready", get(crate::health::ready))
+        .route("/media/{*key}", get(media))
         .with_state(state);
 
     Router::<LeptosOptions>::new()
@@ -181,4 +182,44 @@ async fn server_fn_error_status(req: Request, next: Next) -> Response {
         parts.status = status;
     }
     Response::from_parts(parts, Body::from(bytes))
+}
+
+/// `GET /media/{key}`: a stored image. Keys are content-addressed, so the content never
+/// changes: cached for a year as immutable, with the content hash as its ETag.
+async fn media(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    axum::extract::Path(key): axum::extract::Path<String>,
+    headers: axum::http::HeaderMap,
+) -> Response {
+    let Some(parts) = app::media::parse_key(&key) else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let etag = format!("\"{}\"", parts.sha256);
+    let cache = [
+        (header::CACHE_CONTROL, "public, max-age=31536000, immutable"),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+    ];
+    let matches = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"));
+    if matches {
+        return (StatusCode::NOT_MODIFIED, cache, [(header::ETAG, etag)]).into_response();
+    }
+    match state.media.get(&key).await {
+        Ok(Some(bytes)) => (
+            cache,
+            [
+                (header::ETAG, etag),
+                (header::CONTENT_TYPE, parts.kind.content_type().to_owned()),
+            ],
+            bytes,
+        )
+            .into_response(),
+        Ok(None) => StatusCode::NOT_FOUND.into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, key = %key, "could not read media");
+            StatusCode::SERVICE_UNAVAILABLE.into_response()
+        }
+    }
 }

@@ -124,7 +124,12 @@ async fn serve_with(config: &Config, db: &Database, options: LeptosOptions) -> R
         config.database.pool_size,
         config.database.pool_timeout,
     )?;
-    let state = AppState { db: pool.clone() };
+    let media =
+        app::media::MediaStore::local(&config.data_dir.join("media")).map_err(|e| e.to_string())?;
+    let state = AppState {
+        db: pool.clone(),
+        media,
+    };
     let addr = options.site_addr;
     let router = crate::http::app(state, options);
     let listener = tokio::net::TcpListener::bind(addr)

@@ -52,6 +52,49 @@ async fn ready_when_database_answers_and_migrations_are_applied() {
     assert_eq!(body["ok"], true, "{body}");
     assert_eq!(body["checks"]["database"]["ok"], true);
     assert_eq!(body["checks"]["migrations"]["ok"], true);
+    assert_eq!(body["checks"]["storage"]["ok"], true);
+}
+
+#[tokio::test]
+async fn media_is_served_immutable_with_its_hash_as_etag() {
+    let db = TestDb::new().await;
+    let state = support::state_for(&db);
+    let png = b"\x89PNG\r\n\x1a\nnot really".to_vec();
+    let stored = state
+        .media
+        .put(png.clone(), app::media::MediaKind::Png)
+        .await
+        .unwrap();
+    let app = server::http::app(state, support::leptos_options());
+
+    let res = send(&app, get_req(&format!("/media/{}", stored.key))).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.headers()["content-type"], "image/png");
+    assert_eq!(
+        res.headers()["cache-control"],
+        "public, max-age=31536000, immutable"
+    );
+    assert_eq!(res.headers()["x-content-type-options"], "nosniff");
+    let etag = res.headers()["etag"].to_str().unwrap().to_owned();
+    assert_eq!(etag, format!("\"{}\"", stored.sha256));
+    assert_eq!(support::bytes(res).await, png);
+
+    let mut req = get_req(&format!("/media/{}", stored.key));
+    req.headers_mut()
+        .insert("if-none-match", etag.parse().unwrap());
+    assert_eq!(send(&app, req).await.status(), StatusCode::NOT_MODIFIED);
+
+    for path in [
+        "/media/../../etc/passwd".to_owned(),
+        format!("/media/0000000000000000/{}.png", "0".repeat(64)),
+        format!("/media/{}.svg", stored.key.trim_end_matches(".png")),
+    ] {
+        assert_eq!(
+            send(&app, get_req(&path)).await.status(),
+            StatusCode::NOT_FOUND,
+            "{path}"
+        );
+    }
 }
 
 #[tokio::test]
@@ -283,7 +326,7 @@ async fn explode() -> &'static str {
 async fn a_panicking_handler_gets_the_error_page_and_the_server_keeps_serving() {
     server::telemetry::install_panic_hook();
     let db = TestDb::new().await;
-    let state = app::state::AppState { db: db.pool() };
+    let state = support::state_for(&db);
     let routes = server::http::routes(state, support::leptos_options())
         .route("/explode", get(explode))
         .route("/api/explode", get(explode));

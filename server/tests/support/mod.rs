@@ -188,14 +188,35 @@ pub fn leptos_options() -> LeptosOptions {
         .leptos_options
 }
 
+/// Server state on `db`, with media under a fresh directory of its own.
+pub fn state_for(db: &TestDb) -> AppState {
+    let dir = std::env::temp_dir().join(format!("socialcraft-test-{}", std::process::id()));
+    let media =
+        app::media::MediaStore::local(&dir.join("media").join(&db.name)).expect("media store");
+    AppState {
+        db: db.pool(),
+        media,
+    }
+}
+
 /// The whole app (routes and middleware) on `db`.
 pub fn app_for(db: &TestDb) -> Router {
-    server::http::app(AppState { db: db.pool() }, leptos_options())
+    server::http::app(state_for(db), leptos_options())
 }
 
 /// Sends one request through `router`.
 pub async fn send(router: &Router, req: Request<Body>) -> Response<Body> {
     router.clone().oneshot(req).await.expect("infallible")
+}
+
+/// Reads a response body as bytes.
+pub async fn bytes(res: Response<Body>) -> Vec<u8> {
+    res.into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes()
+        .to_vec()
 }
 
 /// Reads a response body as text.
