@@ -127,6 +127,8 @@ impl EmbeddedPg {
         }
         pg.port = free_port().map_err(io_err("pick a port", &pg.cluster_dir))?;
         let log_file = pg.cluster_dir.join("server.log");
+        // fsync is off: this cluster holds development and test data only (production must
+        // set DATABASE_URL), and syncing makes every test database creation slow.
         let options = format!(
             "-p {} -c listen_addresses=127.0.0.1 -c unix_socket_directories='' -c fsync=off",
             pg.port

@@ -131,6 +131,12 @@ impl Worker {
     /// Runs until `shutdown` resolves, then finishes or releases the jobs in hand.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send) {
         let kinds: Vec<String> = self.handlers.keys().map(|k| (*k).to_owned()).collect();
+        if kinds.is_empty() {
+            // Nothing to claim: hold no connections, just wait to be told to stop.
+            tracing::info!("job worker has no job kinds to run; idle");
+            shutdown.await;
+            return;
+        }
         let shared = Arc::new(Shared {
             pool: self.pool,
             config: self.config,

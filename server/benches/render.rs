@@ -1,0 +1,64 @@
+//! Built-in renderer throughput: one Instagram-portrait (1080x1350) image, composed,
+//! rasterised and encoded as PNG, on one thread.
+//!
+//! Run: `cargo bench -p server --bench render --target-dir target/native`
+//! (variants are not made yet; when they are, this bench renders them too).
+
+use std::time::{Duration, Instant};
+
+use app::create::{Format, Style};
+use server::create::render::{RenderRequest, render_pixmap, render_png};
+
+fn measure(label: &str, iterations: u32, mut f: impl FnMut(u32)) {
+    // Warm up: the font database and caches are built on first use.
+    f(0);
+    let mut times: Vec<Duration> = (1..=iterations)
+        .map(|i| {
+            let t = Instant::now();
+            f(i);
+            t.elapsed()
+        })
+        .collect();
+    times.sort();
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    let mean = times.iter().sum::<Duration>() / iterations;
+    println!(
+        "{label}: median {:.1} ms, mean {:.1} ms, p90 {:.1} ms, min {:.1} ms ({iterations} runs)",
+        ms(times[times.len() / 2]),
+        ms(mean),
+        ms(times[times.len() * 9 / 10]),
+        ms(times[0]),
+    );
+}
+
+fn main() {
+    let prompt = "Summer sale: 30% off all rooftop tours in Lisbon this weekend";
+    for style in [Style::Vibrant, Style::Neon, Style::Playful] {
+        measure(
+            &format!("render 1080x1350 {} (pixels only)", style.slug()),
+            30,
+            |seed| {
+                let req = RenderRequest {
+                    prompt,
+                    style,
+                    format: Format::InstagramPortrait,
+                    seed: u64::from(seed),
+                };
+                std::hint::black_box(render_pixmap(&req).expect("render"));
+            },
+        );
+        measure(
+            &format!("render 1080x1350 {} + PNG encode", style.slug()),
+            30,
+            |seed| {
+                let req = RenderRequest {
+                    prompt,
+                    style,
+                    format: Format::InstagramPortrait,
+                    seed: u64::from(seed),
+                };
+                std::hint::black_box(render_png(&req).expect("render"));
+            },
+        );
+    }
+}
