@@ -34,30 +34,25 @@ fn measure(label: &str, iterations: u32, mut f: impl FnMut(u32)) {
 fn main() {
     let prompt = "Summer sale: 30% off all rooftop tours in Lisbon this weekend";
     for style in [Style::Vibrant, Style::Neon, Style::Playful] {
+        let req = |seed: u32| RenderRequest {
+            prompt,
+            style,
+            format: Format::InstagramPortrait,
+            seed: u64::from(seed),
+        };
+        let name = style.slug();
         measure(
-            &format!("render 1080x1350 {} (pixels only)", style.slug()),
+            &format!("render 1080x1350 {name} (pixels only)"),
             30,
             |seed| {
-                let req = RenderRequest {
-                    prompt,
-                    style,
-                    format: Format::InstagramPortrait,
-                    seed: u64::from(seed),
-                };
-                std::hint::black_box(render_pixmap(&req).expect("render"));
+                std::hint::black_box(render_pixmap(&req(seed)).expect("render"));
             },
         );
         measure(
-            &format!("render 1080x1350 {} + PNG encode", style.slug()),
+            &format!("render 1080x1350 {name} + PNG encode"),
             30,
             |seed| {
-                let req = RenderRequest {
-                    prompt,
-                    style,
-                    format: Format::InstagramPortrait,
-                    seed: u64::from(seed),
-                };
-                std::hint::black_box(render_png(&req).expect("render"));
+                std::hint::black_box(render_png(&req(seed)).expect("render"));
             },
         );
     }

@@ -4,6 +4,14 @@
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use server::pg_embedded::{EmbeddedPg, ensure_database};
 
+/// Starts (or adopts) the cluster on a blocking thread, as the server does.
+async fn start(dir: &std::path::Path) -> Result<EmbeddedPg, server::pg_embedded::EmbeddedPgError> {
+    let dir = dir.to_owned();
+    tokio::task::spawn_blocking(move || EmbeddedPg::start(&dir, None))
+        .await
+        .expect("start task")
+}
+
 fn is_running(pg: &EmbeddedPg) -> bool {
     pg.cluster_dir().join("postmaster.pid").exists()
 }
@@ -26,13 +34,9 @@ async fn the_embedded_cluster_keeps_data_across_restarts_and_stops_on_shutdown()
     let _ = std::fs::remove_dir_all(&dir);
     let _cleanup = Cleanup(dir.clone());
 
-    let first = tokio::task::spawn_blocking({
-        let dir = dir.clone();
-        move || EmbeddedPg::start(&dir, None)
-    })
-    .await
-    .unwrap()
-    .expect("first start creates and starts the cluster");
+    let first = start(&dir)
+        .await
+        .expect("first start creates and starts the cluster");
     assert!(is_running(&first));
     ensure_database(&first.url("postgres"), "app")
         .await
@@ -49,26 +53,14 @@ async fn the_embedded_cluster_keeps_data_across_restarts_and_stops_on_shutdown()
     drop(conn);
 
     // A second process finds it running (as after a kill) and adopts it.
-    let adopted = tokio::task::spawn_blocking({
-        let dir = dir.clone();
-        move || EmbeddedPg::start(&dir, None)
-    })
-    .await
-    .unwrap()
-    .expect("adopt");
+    let adopted = start(&dir).await.expect("adopt");
     assert_eq!(adopted.port(), first.port());
 
     adopted.stop().expect("stop");
     assert!(!is_running(&adopted), "shutdown stops the server");
 
     // The next start reuses the cluster and its data.
-    let again = tokio::task::spawn_blocking({
-        let dir = dir.clone();
-        move || EmbeddedPg::start(&dir, None)
-    })
-    .await
-    .unwrap()
-    .expect("restart");
+    let again = start(&dir).await.expect("restart");
     let mut conn = AsyncPgConnection::establish(&again.url("app"))
         .await
         .expect("reconnect");
