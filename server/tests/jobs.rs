@@ -220,7 +220,7 @@ async fn an_expired_lease_lets_another_worker_take_the_job() {
     let db = TestDb::new().await;
     let id = enqueue_many(&db, 1, 5).await[0];
     let mut conn = db.conn().await;
-    let lease = Duration::from_millis(800);
+    let lease = Duration::from_secs(2);
 
     let first = jobs::claim(&mut conn, "a", &kinds(), lease, 10)
         .await
@@ -233,7 +233,7 @@ async fn an_expired_lease_lets_another_worker_take_the_job() {
             .is_empty()
     );
 
-    tokio::time::sleep(Duration::from_millis(1000)).await;
+    tokio::time::sleep(Duration::from_millis(2200)).await;
     let taken = jobs::claim(&mut conn, "b", &kinds(), lease, 10)
         .await
         .unwrap();
