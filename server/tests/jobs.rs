@@ -92,7 +92,7 @@ fn config(id: &str) -> WorkerConfig {
     WorkerConfig {
         id: id.to_owned(),
         concurrency: 4,
-        lease: Duration::from_secs(1),
+        lease: Duration::from_secs(3),
         poll_interval: Duration::from_millis(100),
         backoff: Backoff {
             base: Duration::from_millis(50),
