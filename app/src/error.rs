@@ -131,6 +131,11 @@ impl AppError {
         )
     }
 
+    /// The thing asked for does not exist.
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::NotFound, message)
+    }
+
     /// The message for `field`, if validation failed on it.
     pub fn field_message(&self, field: &str) -> Option<&str> {
         self.fields

@@ -1,8 +1,30 @@
 //! Server state handed to server functions through Leptos context. Only compiled with `ssr`.
 
+use std::sync::Arc;
+
+use crate::create::moderation::Blocklist;
+use crate::create::service::Changes;
 use crate::db::{DbConn, DbPool};
 use crate::error::AppError;
 use crate::media::MediaStore;
+
+/// Settings the create service needs from the host's configuration.
+#[derive(Clone, Debug)]
+pub struct CreateSettings {
+    /// The provider new generations are made with (`builtin`, `openai`).
+    pub provider: String,
+    /// Prompts matching a rule here are refused.
+    pub blocklist: Blocklist,
+}
+
+impl Default for CreateSettings {
+    fn default() -> Self {
+        Self {
+            provider: "builtin".to_owned(),
+            blocklist: Blocklist::default(),
+        }
+    }
+}
 
 /// Everything a server function may need from the host. Cheap to clone.
 #[derive(Clone)]
@@ -11,6 +33,10 @@ pub struct AppState {
     pub db: DbPool,
     /// Where images live.
     pub media: MediaStore,
+    /// Create settings.
+    pub create: Arc<CreateSettings>,
+    /// Generation changes, for live progress streams.
+    pub changes: Changes,
 }
 
 impl AppState {

@@ -27,7 +27,11 @@ test.describe('with JavaScript', () => {
     expect(errors, 'console errors').toEqual([]);
   });
 
-  test('hydrates, and a valid prompt appears without navigation and survives a reload', async ({ page }, info) => {
+  test('a submission shows live progress, then four finished images, without navigating', async ({ page }, info) => {
+    const streams: string[] = [];
+    page.on('request', (r) => {
+      if (r.url().includes('/events')) streams.push(r.url());
+    });
     await page.goto('/');
     await hydrated(page);
     // A marker on window disappears if the page navigates or reloads.
@@ -36,19 +40,46 @@ test.describe('with JavaScript', () => {
     const prompt = unique('Autumn sale banner with maple leaves', info.project.name);
     await page.getByLabel('Prompt', { exact: true }).fill(prompt);
     await page.getByLabel('Style', { exact: true }).selectOption('retro');
+    await page.getByLabel('Format', { exact: true }).selectOption('instagram_portrait');
+    await expect(page.getByLabel('Images', { exact: true })).toHaveValue('4');
     await page.getByRole('button', { name: 'Create' }).click();
 
-    const item = page.getByTestId('recent-prompts').locator('li', { hasText: prompt });
-    await expect(item).toBeVisible();
-    await expect(item).toContainText('Retro');
-    expect(await page.evaluate(() => (window as any).__stillHere)).toBe(true);
+    const card = page.getByTestId('generation').filter({ hasText: prompt });
+    await expect(card).toHaveCount(1);
+    // Record every status the card passes through, from the moment it appears.
+    await card.evaluate((el) => {
+      const seen: string[] = [el.getAttribute('data-status') ?? ''];
+      (window as any).__statuses = seen;
+      new MutationObserver(() => seen.push(el.getAttribute('data-status') ?? '')).observe(el, {
+        attributes: true,
+        attributeFilter: ['data-status'],
+      });
+    });
+    await expect(card).toContainText('Retro');
     await expect(page.getByLabel('Prompt', { exact: true })).toHaveValue('');
 
+    await expect(card).toHaveAttribute('data-status', 'succeeded', { timeout: 30_000 });
+    await expect(card.locator('.status-text')).toHaveText('Done · 4 images');
+    const images = card.locator('img');
+    await expect(images).toHaveCount(4);
+    for (const img of await images.all()) {
+      await img.scrollIntoViewIfNeeded();
+      await expect
+        .poll(() => img.evaluate((i: HTMLImageElement) => i.complete && i.naturalWidth > 0))
+        .toBe(true);
+      await expect(img).toHaveAttribute('srcset', /320w.*720w.*1080w/);
+    }
+    const statuses: string[] = await page.evaluate(() => (window as any).__statuses);
+    expect(statuses[0], `statuses seen: ${statuses}`).toMatch(/queued|running/);
+    expect(streams.length, 'progress came over the event stream').toBeGreaterThan(0);
+    expect(await page.evaluate(() => (window as any).__stillHere)).toBe(true);
+
+    // The finished generation is there after a reload, rendered by the server.
     await page.reload();
-    await expect(page.getByTestId('recent-prompts').locator('li', { hasText: prompt })).toBeVisible();
+    await expect(page.getByTestId('generation').filter({ hasText: prompt }).locator('img')).toHaveCount(4);
   });
 
-  test('an invalid prompt shows its message beside the field and is not stored', async ({ page }, info) => {
+  test('an invalid prompt shows its message beside the field and is not sent', async ({ page }, info) => {
     const requests: string[] = [];
     page.on('request', (r) => {
       if (r.method() === 'POST') requests.push(r.url());
@@ -63,12 +94,27 @@ test.describe('with JavaScript', () => {
     // The shared rules caught it in the browser: nothing was sent, nothing stored.
     expect(requests).toEqual([]);
 
-    // Fixing it clears the message and stores the prompt.
+    // Fixing it clears the message and queues the generation.
     const prompt = unique('Fixed prompt', info.project.name);
     await page.getByLabel('Prompt', { exact: true }).fill(prompt);
+    await page.getByLabel('Images', { exact: true }).selectOption('1');
     await page.getByRole('button', { name: 'Create' }).click();
-    await expect(page.getByTestId('recent-prompts').locator('li', { hasText: prompt })).toBeVisible();
+    await expect(page.getByTestId('generation').filter({ hasText: prompt })).toBeVisible();
     await expect(page.locator('#prompt-error')).toHaveText('');
+  });
+
+  test('a blocked prompt names the rule and creates nothing', async ({ page }, info) => {
+    await page.goto('/');
+    await hydrated(page);
+    const prompt = unique('Get free followers now', info.project.name);
+    await page.getByLabel('Prompt', { exact: true }).fill(prompt);
+    await page.getByRole('button', { name: 'Create' }).click();
+    await expect(page.locator('#prompt-error')).toContainText('moderation rule');
+    await expect(page.locator('#prompt-error')).toContainText('spam');
+    await expect(page.getByTestId('generation').filter({ hasText: prompt })).toHaveCount(0);
+    await page.reload();
+    await hydrated(page);
+    await expect(page.getByTestId('generation').filter({ hasText: prompt })).toHaveCount(0);
   });
 
   test('the layout fits the screen', async ({ page }) => {
@@ -90,7 +136,8 @@ test.describe('without JavaScript', () => {
     await expect(page.getByRole('heading', { name: 'Create' })).toBeVisible();
     await expect(page.getByLabel('Prompt', { exact: true })).toBeVisible();
     await expect(page.getByLabel('Style', { exact: true }).locator('option')).toHaveCount(8);
-    await expect(page.getByRole('heading', { name: 'Recent prompts' })).toBeVisible();
+    await expect(page.getByLabel('Format', { exact: true }).locator('option')).toHaveCount(6);
+    await expect(page.getByRole('heading', { name: 'Your generations' })).toBeVisible();
   });
 
   test('the form still validates and stores after a plain post', async ({ page }, info) => {
@@ -101,8 +148,9 @@ test.describe('without JavaScript', () => {
 
     const prompt = unique('Plain HTML post', info.project.name);
     await page.getByLabel('Prompt', { exact: true }).fill(prompt);
+    await page.getByLabel('Images', { exact: true }).selectOption('1');
     await page.getByRole('button', { name: 'Create' }).click();
-    await expect(page.getByTestId('recent-prompts').locator('li', { hasText: prompt })).toBeVisible();
+    await expect(page.getByTestId('generation').filter({ hasText: prompt })).toBeVisible();
     await expect(page.locator('#prompt-error')).toHaveText('');
   });
 });

@@ -91,6 +91,69 @@ pub struct WorkerSettings {
     pub shutdown_grace: Duration,
 }
 
+/// Where media lives.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StorageConfig {
+    /// `STORAGE_PROVIDER=local` (the default): files under `DATA_DIR/media`.
+    Local,
+    /// `STORAGE_PROVIDER=s3`: an S3-compatible bucket.
+    S3(S3Config),
+}
+
+/// An S3-compatible bucket.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct S3Config {
+    /// `S3_BUCKET` (required).
+    pub bucket: String,
+    /// `S3_REGION`, default `us-east-1`.
+    pub region: String,
+    /// `S3_ENDPOINT`: for S3-compatible services (MinIO, R2, ...); AWS when unset.
+    pub endpoint: Option<String>,
+    /// `S3_ACCESS_KEY_ID` (required).
+    pub access_key_id: String,
+    /// `S3_SECRET_ACCESS_KEY` (required).
+    pub secret_access_key: Secret,
+    /// `S3_ALLOW_HTTP`: allow a plain-HTTP endpoint, default false (true makes sense only on
+    /// a private network or loopback).
+    pub allow_http: bool,
+}
+
+/// Which image provider makes new generations.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ProviderConfig {
+    /// `IMAGE_PROVIDER=builtin` (the default): the built-in renderer; no network, no key.
+    Builtin,
+    /// `IMAGE_PROVIDER=openai`: an OpenAI-compatible `/v1/images/generations` API.
+    OpenAi(OpenAiSettings),
+}
+
+/// An OpenAI-compatible image API.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OpenAiSettings {
+    /// `IMAGE_API_URL`: the base URL, default `https://api.openai.com`.
+    pub url: String,
+    /// `IMAGE_API_KEY` (required for `openai`).
+    pub key: Secret,
+    /// `IMAGE_API_MODEL`, default `gpt-image-1`.
+    pub model: String,
+    /// `IMAGE_API_TIMEOUT_SECS`: one request's limit, default 120.
+    pub timeout: Duration,
+    /// `IMAGE_API_RETRIES`: extra tries on 429, 5xx and timeouts within one job attempt,
+    /// default 2 (the job queue retries later again).
+    pub retries: u32,
+}
+
+/// Create settings.
+#[derive(Clone, Debug)]
+pub struct CreateConfig {
+    /// The provider.
+    pub provider: ProviderConfig,
+    /// `MODERATION_BLOCKLIST_FILE`: replaces the shipped blocklist.
+    pub blocklist_file: Option<PathBuf>,
+    /// `MODERATION_BLOCKLIST`: more rules, separated by `;` (`spam: buy likes; crypto pump`).
+    pub blocklist_extra: Option<String>,
+}
+
 /// Logging settings.
 #[derive(Clone, Debug)]
 pub struct LogConfig {
@@ -114,6 +177,10 @@ pub struct Config {
     pub database: DatabaseConfig,
     /// Job worker settings.
     pub worker: WorkerSettings,
+    /// Media storage.
+    pub storage: StorageConfig,
+    /// Create settings.
+    pub create: CreateConfig,
     /// Logging settings.
     pub log: LogConfig,
 }
@@ -239,6 +306,71 @@ impl Config {
             )? as u64),
         };
 
+        let required = |var: &'static str, why: &str| -> Result<String, ConfigError> {
+            get(var)
+                .map(str::to_owned)
+                .ok_or_else(|| err(var, format!("required {why}")))
+        };
+        let storage = match get("STORAGE_PROVIDER").unwrap_or("local") {
+            "local" | "fs" => StorageConfig::Local,
+            "s3" => {
+                let endpoint = get("S3_ENDPOINT").map(str::to_owned);
+                if let Some(e) = &endpoint
+                    && !(e.starts_with("http://") || e.starts_with("https://"))
+                {
+                    return Err(err("S3_ENDPOINT", "must start with http:// or https://"));
+                }
+                StorageConfig::S3(S3Config {
+                    bucket: required("S3_BUCKET", "when STORAGE_PROVIDER=s3")?,
+                    region: get("S3_REGION").unwrap_or("us-east-1").to_owned(),
+                    endpoint,
+                    access_key_id: required("S3_ACCESS_KEY_ID", "when STORAGE_PROVIDER=s3")?,
+                    secret_access_key: Secret::new(required(
+                        "S3_SECRET_ACCESS_KEY",
+                        "when STORAGE_PROVIDER=s3",
+                    )?),
+                    allow_http: parse_bool(get("S3_ALLOW_HTTP"), "S3_ALLOW_HTTP", false)?,
+                })
+            }
+            other => {
+                return Err(err(
+                    "STORAGE_PROVIDER",
+                    format!("`{other}` is not one of local, s3"),
+                ));
+            }
+        };
+
+        let provider = match get("IMAGE_PROVIDER").unwrap_or("builtin") {
+            "builtin" => ProviderConfig::Builtin,
+            "openai" => {
+                let url = get("IMAGE_API_URL")
+                    .unwrap_or("https://api.openai.com")
+                    .trim_end_matches('/')
+                    .to_owned();
+                if !(url.starts_with("http://") || url.starts_with("https://")) {
+                    return Err(err("IMAGE_API_URL", "must start with http:// or https://"));
+                }
+                ProviderConfig::OpenAi(OpenAiSettings {
+                    url,
+                    key: Secret::new(required("IMAGE_API_KEY", "when IMAGE_PROVIDER=openai")?),
+                    model: get("IMAGE_API_MODEL").unwrap_or("gpt-image-1").to_owned(),
+                    timeout: Duration::from_secs(positive("IMAGE_API_TIMEOUT_SECS", 120)? as u64),
+                    retries: parse_num(get("IMAGE_API_RETRIES"), "IMAGE_API_RETRIES", 2)? as u32,
+                })
+            }
+            other => {
+                return Err(err(
+                    "IMAGE_PROVIDER",
+                    format!("`{other}` is not one of builtin, openai"),
+                ));
+            }
+        };
+        let create = CreateConfig {
+            provider,
+            blocklist_file: get("MODERATION_BLOCKLIST_FILE").map(PathBuf::from),
+            blocklist_extra: get("MODERATION_BLOCKLIST").map(str::to_owned),
+        };
+
         let format = match get("LOG_FORMAT") {
             None if production => LogFormat::Json,
             None => LogFormat::Pretty,
@@ -264,6 +396,8 @@ impl Config {
                 pg_bin_dir: get("PG_BIN_DIR").map(PathBuf::from),
             },
             worker,
+            storage,
+            create,
             log: LogConfig {
                 format,
                 filter: get("RUST_LOG").unwrap_or("info").to_owned(),
@@ -380,6 +514,52 @@ mod tests {
             .unwrap_err();
             assert_eq!(e.var, "SECRET_KEY", "{weak}");
         }
+    }
+
+    #[test]
+    fn storage_and_provider_default_to_local_and_builtin() {
+        let c = Config::from_map(&vars(&[])).unwrap();
+        assert_eq!(c.storage, StorageConfig::Local);
+        assert_eq!(c.create.provider, ProviderConfig::Builtin);
+    }
+
+    #[test]
+    fn s3_and_openai_settings_are_read_and_required_parts_named() {
+        let c = Config::from_map(&vars(&[
+            ("STORAGE_PROVIDER", "s3"),
+            ("S3_BUCKET", "media"),
+            ("S3_ENDPOINT", "http://127.0.0.1:9000"),
+            ("S3_ACCESS_KEY_ID", "AKID"),
+            ("S3_SECRET_ACCESS_KEY", "very-secret"),
+            ("S3_ALLOW_HTTP", "true"),
+            ("IMAGE_PROVIDER", "openai"),
+            ("IMAGE_API_URL", "http://127.0.0.1:9/"),
+            ("IMAGE_API_KEY", "sk-test"),
+        ]))
+        .unwrap();
+        let StorageConfig::S3(s3) = &c.storage else {
+            panic!("expected S3: {:?}", c.storage)
+        };
+        assert_eq!(s3.bucket, "media");
+        assert_eq!(s3.region, "us-east-1");
+        assert!(s3.allow_http);
+        let ProviderConfig::OpenAi(ai) = &c.create.provider else {
+            panic!("expected openai")
+        };
+        assert_eq!(ai.url, "http://127.0.0.1:9", "trailing slash trimmed");
+        assert_eq!(ai.model, "gpt-image-1");
+        let shown = format!("{c:?}");
+        assert!(
+            !shown.contains("very-secret") && !shown.contains("sk-test"),
+            "{shown}"
+        );
+
+        let e = Config::from_map(&vars(&[("STORAGE_PROVIDER", "s3")])).unwrap_err();
+        assert_eq!(e.var, "S3_BUCKET");
+        let e = Config::from_map(&vars(&[("IMAGE_PROVIDER", "openai")])).unwrap_err();
+        assert_eq!(e.var, "IMAGE_API_KEY");
+        let e = Config::from_map(&vars(&[("IMAGE_PROVIDER", "midjourney")])).unwrap_err();
+        assert_eq!(e.var, "IMAGE_PROVIDER");
     }
 
     #[test]

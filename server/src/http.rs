@@ -35,6 +35,10 @@ pub fn routes(state: AppState, leptos_options: LeptosOptions) -> Router {
     let api = Router::new()
         .route("/api/health", get(crate::health::health))
         .route("/api/ready", get(crate::health::ready))
+        .route(
+            "/api/generations/{id}/events",
+            get(crate::create::events::generation_events),
+        )
         .route("/media/{*key}", get(media))
         .with_state(state);
 

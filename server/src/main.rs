@@ -124,13 +124,13 @@ fn render(
     seed: u64,
     out: &std::path::Path,
 ) -> std::process::ExitCode {
-    use app::create::{Format, validate_prompt};
+    use app::create::validate_submission;
     use server::create::render::{RenderRequest, render_png};
     let fail = |msg: String| {
         eprintln!("socialcraft render: {msg}");
         std::process::ExitCode::from(2)
     };
-    let valid = match validate_prompt(prompt, style) {
+    let valid = match validate_submission(prompt, style, format, "1") {
         Ok(v) => v,
         Err(errors) => {
             let msgs: Vec<String> = errors
@@ -140,13 +140,10 @@ fn render(
             return fail(msgs.join("; "));
         }
     };
-    let Some(format) = Format::from_slug(format) else {
-        return fail(format!("unknown format `{format}`"));
-    };
     let request = RenderRequest {
         prompt: &valid.prompt,
         style: valid.style,
-        format,
+        format: valid.format,
         seed,
     };
     match render_png(&request)

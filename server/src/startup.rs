@@ -3,13 +3,15 @@
 use std::future::Future;
 use std::path::Path;
 
-use app::state::AppState;
+use app::create::service::Changes;
+use app::state::{AppState, CreateSettings};
 use leptos_config::LeptosOptions;
 
 use app::jobs::Backoff;
 use tokio::sync::watch;
 
 use crate::config::Config;
+use crate::create::pipeline::GenerateHandler;
 use crate::pg_embedded::{self, EmbeddedPg};
 use crate::worker::{Worker, WorkerConfig};
 
@@ -124,14 +126,14 @@ async fn serve_with(config: &Config, db: &Database, options: LeptosOptions) -> R
         config.database.pool_size,
         config.database.pool_timeout,
     )?;
-    let media =
-        app::media::MediaStore::local(&config.data_dir.join("media")).map_err(|e| e.to_string())?;
-    let state = AppState {
-        db: pool.clone(),
-        media,
-    };
+    let state = build_state(config, pool.clone())?;
+    // Live progress streams hear about changes made by any worker process.
+    let forwarder = tokio::spawn(crate::create::events::forward_changes(
+        db.url.clone(),
+        state.changes.clone(),
+    ));
     let addr = options.site_addr;
-    let router = crate::http::app(state, options);
+    let router = crate::http::app(state.clone(), options);
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| format!("could not listen on {addr}: {e}"))?;
@@ -142,10 +144,12 @@ async fn serve_with(config: &Config, db: &Database, options: LeptosOptions) -> R
         shutdown_signal().await;
         let _ = stop_tx.send(true);
     });
-    let worker = config
-        .worker
-        .in_process
-        .then(|| tokio::spawn(build_worker(config, pool, &db.url).run(stopped(stop_rx.clone()))));
+    let worker = match config.worker.in_process {
+        true => Some(tokio::spawn(
+            build_worker(config, &state, &db.url)?.run(stopped(stop_rx.clone())),
+        )),
+        false => None,
+    };
 
     tracing::info!(%addr, env = ?config.env, "SocialCraft is listening on http://{addr}");
     let served = axum::serve(
@@ -160,6 +164,7 @@ async fn serve_with(config: &Config, db: &Database, options: LeptosOptions) -> R
     {
         tracing::error!(error = %e, "the job worker ended abnormally");
     }
+    forwarder.abort();
     served?;
     tracing::info!("shut down cleanly");
     Ok(())
@@ -170,11 +175,35 @@ async fn stopped(mut rx: watch::Receiver<bool>) {
     let _ = rx.wait_for(|stop| *stop).await;
 }
 
+/// The state server functions and handlers share, built from `config`.
+pub fn build_state(config: &Config, pool: app::db::DbPool) -> Result<AppState, String> {
+    let blocklist = crate::create::blocklist(config)?;
+    tracing::info!(
+        rules = blocklist.len(),
+        provider = crate::create::provider_name(config),
+        "create settings loaded"
+    );
+    Ok(AppState {
+        db: pool,
+        media: crate::storage::media_store(config)?,
+        create: std::sync::Arc::new(CreateSettings {
+            provider: crate::create::provider_name(config).to_owned(),
+            blocklist,
+        }),
+        changes: Changes::default(),
+    })
+}
+
 /// The job worker with every handler the product has, configured from `config`.
-fn build_worker(config: &Config, pool: app::db::DbPool, url: &str) -> Worker {
+fn build_worker(config: &Config, state: &AppState, url: &str) -> Result<Worker, String> {
     let w = &config.worker;
-    Worker::new(
-        pool,
+    let generate = GenerateHandler::new(
+        state.db.clone(),
+        state.media.clone(),
+        crate::create::providers(config)?,
+    );
+    Ok(Worker::new(
+        state.db.clone(),
         Some(url.to_owned()),
         WorkerConfig {
             concurrency: w.concurrency,
@@ -188,6 +217,7 @@ fn build_worker(config: &Config, pool: app::db::DbPool, url: &str) -> Worker {
             ..WorkerConfig::default()
         },
     )
+    .handle(generate))
 }
 
 /// `socialcraft worker`: runs the job worker alone until SIGINT or SIGTERM.
@@ -199,7 +229,8 @@ pub async fn worker(config: Config) -> Result<(), String> {
             config.database.pool_size,
             config.database.pool_timeout,
         )?;
-        build_worker(config, pool, &url)
+        let state = build_state(config, pool)?;
+        build_worker(config, &state, &url)?
             .run(shutdown_signal())
             .await;
         Ok(())

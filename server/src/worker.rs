@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use app::db::DbPool;
 use app::jobs::{self, Backoff, FailOutcome, Job};
-use futures_util::{FutureExt, StreamExt};
+use futures_util::FutureExt;
 use tokio::sync::{Notify, Semaphore, watch};
 use tokio::task::JoinSet;
 use tracing::Instrument;
@@ -146,9 +146,12 @@ impl Worker {
         tracing::info!(worker = %cfg.id, concurrency = cfg.concurrency, kinds = ?kinds, "job worker started");
 
         let wake = Arc::new(Notify::new());
-        let listener = self
-            .listen_url
-            .map(|url| tokio::spawn(listen(url, wake.clone())));
+        let listener = self.listen_url.map(|url| {
+            let wake = wake.clone();
+            tokio::spawn(crate::notify::listen(url, "jobs", move |_| {
+                wake.notify_one()
+            }))
+        });
         let slots = Arc::new(Semaphore::new(cfg.concurrency.max(1)));
         let (cancel_tx, cancel_rx) = watch::channel(false);
         let mut running = JoinSet::new();
@@ -332,47 +335,5 @@ async fn release(shared: &Shared, id: i64) {
     match released {
         Ok(_) => tracing::info!("job handed back for another worker"),
         Err(e) => tracing::warn!(error = %e, "could not hand the job back; its lease will run out"),
-    }
-}
-
-/// Keeps a LISTEN connection open and pokes `wake` on every notification, reconnecting with
-/// backoff. Polling covers the gaps.
-async fn listen(url: String, wake: Arc<Notify>) {
-    let mut delay = Duration::from_millis(500);
-    loop {
-        match tokio_postgres::connect(&url, tokio_postgres::NoTls).await {
-            Ok((client, mut connection)) => {
-                let mut messages =
-                    futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
-                let driver = async {
-                    while let Some(message) = messages.next().await {
-                        match message {
-                            Ok(tokio_postgres::AsyncMessage::Notification(_)) => wake.notify_one(),
-                            Ok(_) => {}
-                            Err(e) => return e.to_string(),
-                        }
-                    }
-                    "connection closed".to_owned()
-                };
-                let subscribe = async {
-                    client.batch_execute("LISTEN jobs").await?;
-                    tracing::debug!("listening for job notifications");
-                    // Jobs may have become ready while we were not listening.
-                    wake.notify_one();
-                    std::future::pending::<Result<(), tokio_postgres::Error>>().await
-                };
-                let reason = tokio::select! {
-                    reason = driver => reason,
-                    Err(e) = subscribe => e.to_string(),
-                };
-                tracing::warn!(reason = %reason, "job notifications interrupted; polling until reconnected");
-                delay = Duration::from_millis(500);
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "could not listen for job notifications; polling");
-            }
-        }
-        tokio::time::sleep(delay).await;
-        delay = (delay * 2).min(Duration::from_secs(30));
     }
 }

@@ -6,11 +6,7 @@ mod support;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use axum::routing::get;
-use support::{TestDb, app_for, form_post, json, send, text};
-
-fn get_req(path: &str) -> Request<Body> {
-    Request::get(path).body(Body::empty()).expect("request")
-}
+use support::{TestDb, app_for, form_post, get_req, json, send, text};
 
 #[tokio::test]
 async fn health_answers_ok_and_carries_a_request_id() {
@@ -149,15 +145,15 @@ async fn not_ready_while_the_database_is_down_but_still_alive() {
 }
 
 #[tokio::test]
-async fn a_valid_prompt_is_stored_trimmed_and_listed_newest_first() {
+async fn a_valid_submission_queues_a_generation_and_its_job_together() {
     let db = TestDb::new().await;
     let app = app_for(&db);
 
     let res = send(
         &app,
         form_post(
-            "/api/prompts/submit",
-            "prompt=++Neon+city+at+night++&style=neon",
+            "/api/generations/submit",
+            "prompt=++Neon+city+at+night++&style=neon&format=story&variations=2",
         ),
     )
     .await;
@@ -165,19 +161,35 @@ async fn a_valid_prompt_is_stored_trimmed_and_listed_newest_first() {
     let stored = json(res).await;
     assert_eq!(stored["prompt"], "Neon city at night");
     assert_eq!(stored["style"], "neon");
+    assert_eq!(stored["format"], "story");
+    assert_eq!(stored["variations"], 2);
+    assert_eq!(stored["status"], "queued");
+    assert_eq!(stored["progress"], 0);
 
+    // Variations default to four when the form leaves them out.
     let res = send(
         &app,
         form_post(
-            "/api/prompts/submit",
-            "prompt=Coffee+shop+opening&style=retro",
+            "/api/generations/submit",
+            "prompt=Coffee+shop+opening&style=retro&format=x_post",
         ),
     )
     .await;
     assert_eq!(res.status(), StatusCode::OK);
-    assert_eq!(db.count("prompts").await, 2);
+    assert_eq!(json(res).await["variations"], 4);
+    assert_eq!(db.count("generations").await, 2);
+    assert_eq!(db.count("jobs WHERE kind = 'generate'").await, 2);
+    assert_eq!(
+        db.count(
+            "generations g JOIN jobs j ON j.id = g.job_id \
+             WHERE j.payload->>'generation_id' = g.id::text AND g.provider = 'builtin'"
+        )
+        .await,
+        2,
+        "each generation points at its own job"
+    );
 
-    let res = send(&app, form_post("/api/prompts/recent", "")).await;
+    let res = send(&app, form_post("/api/generations/recent", "")).await;
     assert_eq!(res.status(), StatusCode::OK);
     let list = json(res).await;
     let prompts: Vec<&str> = list
@@ -187,6 +199,49 @@ async fn a_valid_prompt_is_stored_trimmed_and_listed_newest_first() {
         .map(|p| p["prompt"].as_str().unwrap())
         .collect();
     assert_eq!(prompts, ["Coffee shop opening", "Neon city at night"]);
+
+    let id = list[0]["id"].as_str().unwrap();
+    let res = send(
+        &app,
+        form_post("/api/generations/status", &format!("id={id}")),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(json(res).await["status"], "queued");
+    let res = send(
+        &app,
+        form_post(
+            "/api/generations/status",
+            "id=00000000-0000-0000-0000-000000000000",
+        ),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn a_blocked_prompt_names_its_rule_and_stores_nothing() {
+    let db = TestDb::new().await;
+    let app = app_for(&db);
+    let res = send(
+        &app,
+        form_post(
+            "/api/generations/submit",
+            "prompt=Get+FREE+followers+today&style=bold&format=story",
+        ),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let err = json(res).await;
+    assert_eq!(err["fields"][0]["field"], "prompt", "{err}");
+    assert_eq!(err["fields"][0]["code"], "blocked", "{err}");
+    let message = err["fields"][0]["message"].as_str().unwrap();
+    assert!(
+        message.contains("spam") && message.contains("free followers"),
+        "{message}"
+    );
+    assert_eq!(db.count("generations").await, 0);
+    assert_eq!(db.count("jobs").await, 0);
 }
 
 #[tokio::test]
@@ -203,8 +258,23 @@ async fn invalid_prompts_are_422_with_field_messages_and_store_nothing() {
             "control_chars",
         ),
         ("prompt=A+fine+prompt&style=comic", "style", "unknown_style"),
+        (
+            "prompt=A+fine+prompt&style=bold&format=myspace",
+            "format",
+            "unknown_format",
+        ),
+        (
+            "prompt=A+fine+prompt&style=bold&variations=9",
+            "variations",
+            "out_of_range",
+        ),
     ] {
-        let res = send(&app, form_post("/api/prompts/submit", body)).await;
+        let body = if body.contains("format=") {
+            body.to_owned()
+        } else {
+            format!("{body}&format=instagram_square")
+        };
+        let res = send(&app, form_post("/api/generations/submit", &body)).await;
         assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY, "{body}");
         let err = json(res).await;
         assert_eq!(err["code"], "validation", "{body}: {err}");
@@ -215,17 +285,25 @@ async fn invalid_prompts_are_422_with_field_messages_and_store_nothing() {
     let long = "a".repeat(501);
     let res = send(
         &app,
-        form_post("/api/prompts/submit", &format!("prompt={long}&style=bold")),
+        form_post(
+            "/api/generations/submit",
+            &format!("prompt={long}&style=bold&format=story"),
+        ),
     )
     .await;
     assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
 
     // A request that cannot even be read is a 400, not a 500.
-    let res = send(&app, form_post("/api/prompts/submit", "style=bold")).await;
+    let res = send(
+        &app,
+        form_post("/api/generations/submit", "style=bold&format=story"),
+    )
+    .await;
     assert_eq!(res.status(), StatusCode::BAD_REQUEST);
     assert_eq!(json(res).await["code"], "bad_request");
 
-    assert_eq!(db.count("prompts").await, 0, "nothing may be stored");
+    assert_eq!(db.count("generations").await, 0, "nothing may be stored");
+    assert_eq!(db.count("jobs").await, 0, "nothing may be queued");
 }
 
 #[tokio::test]
@@ -233,17 +311,17 @@ async fn without_javascript_an_invalid_post_returns_to_the_form_with_its_message
     let db = TestDb::new().await;
     let app = app_for(&db);
 
-    let req = Request::post("/api/prompts/submit")
+    let req = Request::post("/api/generations/submit")
         .header("content-type", "application/x-www-form-urlencoded")
         .header("accept", "text/html,application/xhtml+xml")
         .header("referer", "http://127.0.0.1:3000/")
-        .body(Body::from("prompt=x&style=bold"))
+        .body(Body::from("prompt=x&style=bold&format=story&variations=4"))
         .unwrap();
     let res = send(&app, req).await;
     assert_eq!(res.status(), StatusCode::FOUND);
     let location = res.headers()["location"].to_str().unwrap().to_owned();
     assert!(location.contains("__err="), "{location}");
-    assert_eq!(db.count("prompts").await, 0);
+    assert_eq!(db.count("generations").await, 0);
 
     // Following the redirect renders the form with the message beside the field.
     let path = location.trim_start_matches("http://127.0.0.1:3000");
@@ -254,22 +332,33 @@ async fn without_javascript_an_invalid_post_returns_to_the_form_with_its_message
     );
 
     // A valid post without JavaScript stores and returns to the page.
-    let req = Request::post("/api/prompts/submit")
+    let req = Request::post("/api/generations/submit")
         .header("content-type", "application/x-www-form-urlencoded")
         .header("accept", "text/html")
         .header("referer", "http://127.0.0.1:3000/")
-        .body(Body::from("prompt=Plain+HTML+works&style=minimal"))
+        .body(Body::from(
+            "prompt=Plain+HTML+works&style=minimal&format=linkedin&variations=1",
+        ))
         .unwrap();
     let res = send(&app, req).await;
     assert_eq!(res.status(), StatusCode::FOUND);
-    assert_eq!(db.count("prompts").await, 1);
+    assert_eq!(db.count("generations").await, 1);
+    // ...where the queued generation is listed.
+    let page = text(send(&app, get_req("/")).await).await;
+    assert!(
+        page.contains("Plain HTML works"),
+        "listed after the redirect"
+    );
 }
 
 #[tokio::test]
-async fn the_home_page_is_server_rendered_with_recent_prompts() {
+async fn the_home_page_is_server_rendered_with_recent_generations() {
     let db = TestDb::new().await;
-    db.exec("INSERT INTO prompts (prompt, style) VALUES ('Tacos & <b>tequila</b> night', 'bold')")
-        .await;
+    db.exec(
+        "INSERT INTO generations (prompt, style, format, variations, provider, seed) \
+         VALUES ('Tacos & <b>tequila</b> night', 'bold', 'story', 2, 'builtin', 1)",
+    )
+    .await;
     let app = app_for(&db);
 
     let res = send(&app, get_req("/")).await;
@@ -280,7 +369,12 @@ async fn the_home_page_is_server_rendered_with_recent_prompts() {
         "prompt label"
     );
     assert!(page.contains("<textarea id=\"prompt\""), "prompt field");
-    assert!(page.contains("Recent prompts"));
+    assert!(page.contains("Your generations"));
+    assert!(page.contains("<select id=\"format\""), "format field");
+    assert!(
+        page.contains("Story / Reel / TikTok (1080×1920)"),
+        "formats with sizes"
+    );
     // Stored text is escaped, never injected.
     assert!(
         page.contains("Tacos &amp; &lt;b&gt;tequila&lt;/b&gt; night"),
@@ -306,7 +400,10 @@ async fn server_functions_answer_503_when_the_database_is_down() {
     db.cut().await;
     let res = send(
         &app,
-        form_post("/api/prompts/submit", "prompt=Still+there%3F&style=bold"),
+        form_post(
+            "/api/generations/submit",
+            "prompt=Still+there%3F&style=bold&format=story",
+        ),
     )
     .await;
     assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);

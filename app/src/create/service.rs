@@ -1,72 +1,142 @@
-//! Server-side prompt storage. Only compiled with the `ssr` feature.
+//! What the create server functions call. Only compiled with `ssr`.
 
-use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use diesel_async::RunQueryDsl;
+use diesel_async::{AsyncConnection, RunQueryDsl};
 use uuid::Uuid;
 
-use super::{PromptSummary, Style, ValidPrompt};
-use crate::db::schema::prompts;
-use crate::error::AppError;
+use super::records::{self, GenerationRow};
+use super::{GENERATE_JOB, GenerationView, Submission};
+use crate::db::schema::generations;
+use crate::error::{AppError, FieldError};
 use crate::state::AppState;
 
-#[derive(Queryable, Selectable)]
-#[diesel(table_name = prompts, check_for_backend(diesel::pg::Pg))]
-struct PromptRow {
-    id: Uuid,
-    prompt: String,
-    style: String,
-    created_at: DateTime<Utc>,
-}
-
-impl PromptRow {
-    fn into_summary(self) -> Result<PromptSummary, AppError> {
-        // The column only ever receives slugs from `Style`; anything else is corruption.
-        let style = Style::from_slug(&self.style).ok_or_else(|| {
-            tracing::error!(id = %self.id, style = %self.style, "stored prompt has an unknown style");
-            AppError::internal()
-        })?;
-        Ok(PromptSummary {
-            id: self.id,
-            prompt: self.prompt,
-            style,
-            created_at: self.created_at,
-        })
-    }
-}
+/// Attempts a generation job gets before it is dead-lettered.
+pub const GENERATE_MAX_ATTEMPTS: i32 = 4;
 
 #[derive(Insertable)]
-#[diesel(table_name = prompts)]
-struct NewPrompt<'a> {
+#[diesel(table_name = generations)]
+struct NewGeneration<'a> {
     prompt: &'a str,
     style: &'a str,
+    format: &'a str,
+    variations: i32,
+    provider: &'a str,
+    seed: i64,
 }
 
-/// Stores a validated prompt and returns it as listed.
-pub async fn submit(state: &AppState, valid: ValidPrompt) -> Result<PromptSummary, AppError> {
+/// A random base seed: each submission looks different, and the stored seed reproduces it.
+fn random_seed() -> i64 {
+    let bytes = Uuid::new_v4().into_bytes();
+    let mut eight = [0u8; 8];
+    eight.copy_from_slice(&bytes[..8]);
+    // Keep it positive so it reads naturally in logs and URLs.
+    i64::from_le_bytes(eight) & i64::MAX
+}
+
+/// Checks the prompt against the blocklist, then stores the generation and queues its job in
+/// one transaction: either both exist or neither does.
+pub async fn submit(state: &AppState, valid: Submission) -> Result<GenerationView, AppError> {
+    if let Err(blocked) = state.create.blocklist.check(&valid.prompt) {
+        tracing::info!(rule = %blocked.rule, "prompt blocked by moderation");
+        return Err(AppError::validation(vec![FieldError::new(
+            "prompt",
+            "blocked",
+            blocked.to_string(),
+        )]));
+    }
+    let provider = state.create.provider.as_str();
     let mut conn = state.conn().await?;
-    let row: PromptRow = diesel::insert_into(prompts::table)
-        .values(NewPrompt {
-            prompt: &valid.prompt,
-            style: valid.style.slug(),
+    let row: GenerationRow = conn
+        .transaction::<_, diesel::result::Error, _>(async |conn| {
+            let row: GenerationRow = diesel::insert_into(generations::table)
+                .values(NewGeneration {
+                    prompt: &valid.prompt,
+                    style: valid.style.slug(),
+                    format: valid.format.slug(),
+                    variations: i32::from(valid.variations),
+                    provider,
+                    seed: random_seed(),
+                })
+                .returning(GenerationRow::as_returning())
+                .get_result(conn)
+                .await?;
+            let payload = serde_json::json!({ "generation_id": row.id });
+            let job =
+                crate::jobs::enqueue(conn, GENERATE_JOB, &payload, GENERATE_MAX_ATTEMPTS).await?;
+            diesel::update(generations::table.find(row.id))
+                .set(generations::job_id.eq(job))
+                .returning(GenerationRow::as_returning())
+                .get_result(conn)
+                .await
         })
-        .returning(PromptRow::as_returning())
-        .get_result(&mut conn)
         .await
-        .map_err(|e| crate::db::query_failed("insert prompt", e))?;
-    tracing::info!(prompt_id = %row.id, style = %row.style, "prompt stored");
-    row.into_summary()
+        .map_err(|e| crate::db::query_failed("submit generation", e))?;
+    tracing::info!(
+        generation_id = %row.id,
+        style = %row.style,
+        format = %row.format,
+        variations = row.variations,
+        provider = %row.provider,
+        "generation queued"
+    );
+    let mut views = records::load_views(&mut conn, vec![row])
+        .await
+        .map_err(|e| crate::db::query_failed("load generation", e))?;
+    views.pop().ok_or_else(AppError::internal)
 }
 
-/// The `limit` most recent prompts, newest first.
-pub async fn recent(state: &AppState, limit: i64) -> Result<Vec<PromptSummary>, AppError> {
+/// One generation as the page shows it, or `None`.
+pub async fn view(state: &AppState, id: Uuid) -> Result<Option<GenerationView>, AppError> {
     let mut conn = state.conn().await?;
-    let rows: Vec<PromptRow> = prompts::table
-        .select(PromptRow::as_select())
-        .order((prompts::created_at.desc(), prompts::id.desc()))
+    let Some(row) = records::find(&mut conn, id)
+        .await
+        .map_err(|e| crate::db::query_failed("find generation", e))?
+    else {
+        return Ok(None);
+    };
+    let mut views = records::load_views(&mut conn, vec![row])
+        .await
+        .map_err(|e| crate::db::query_failed("load generation", e))?;
+    Ok(views.pop())
+}
+
+/// The `limit` most recent generations, newest first.
+pub async fn recent(state: &AppState, limit: i64) -> Result<Vec<GenerationView>, AppError> {
+    let mut conn = state.conn().await?;
+    let rows: Vec<GenerationRow> = generations::table
+        .select(GenerationRow::as_select())
+        .order((generations::created_at.desc(), generations::id.desc()))
         .limit(limit)
         .load(&mut conn)
         .await
-        .map_err(|e| crate::db::query_failed("list recent prompts", e))?;
-    rows.into_iter().map(PromptRow::into_summary).collect()
+        .map_err(|e| crate::db::query_failed("list recent generations", e))?;
+    records::load_views(&mut conn, rows)
+        .await
+        .map_err(|e| crate::db::query_failed("load generations", e))
+}
+
+/// Fan-out of "generation X changed" to the live progress streams of this process. The host
+/// feeds it from PostgreSQL notifications, so changes made by a worker in another process
+/// arrive too. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Changes(tokio::sync::broadcast::Sender<Uuid>);
+
+impl Default for Changes {
+    fn default() -> Self {
+        // Streams that fall this far behind re-read their generation anyway.
+        Self(tokio::sync::broadcast::channel(1024).0)
+    }
+}
+
+impl Changes {
+    /// Announces that generation `id` changed.
+    pub fn notify(&self, id: Uuid) {
+        // No receivers is normal: nobody is watching.
+        let _ = self.0.send(id);
+    }
+
+    /// Listens for changes.
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Uuid> {
+        self.0.subscribe()
+    }
 }

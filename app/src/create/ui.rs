@@ -1,4 +1,4 @@
-//! The create page: the prompt form and the "Recent prompts" list.
+//! The create page: the submission form, and the recent generations with live progress.
 
 use leptos::ev::SubmitEvent;
 use leptos::form::FromFormData;
@@ -6,24 +6,30 @@ use leptos::html;
 use leptos::prelude::*;
 use leptos::server_fn::ServerFn;
 
-use super::validation::{PROMPT_MAX_CHARS, Style, validate_prompt};
-use super::{PromptSummary, SubmitPrompt, recent_prompts};
+use super::validation::{PROMPT_MAX_CHARS, Style, VARIATIONS_MAX, VARIATIONS_MIN};
+use super::{
+    Format, GenerationStatus, GenerationView, SubmitGeneration, recent_generations,
+    validate_submission,
+};
 use crate::error::{AppError, FieldError};
 
-/// The home page: write a prompt, pick a style, submit; see what was submitted recently.
+/// The home page: write a prompt, pick a style, a format and how many images; watch them
+/// being made; see what was made recently.
 #[component]
 pub fn CreatePage() -> impl IntoView {
-    let submit = ServerAction::<SubmitPrompt>::new();
+    let submit = ServerAction::<SubmitGeneration>::new();
     // Errors found in the browser before anything is sent. They use the same rules as the
     // server, so a message here is exactly the one the server would have given.
     let local_errors = RwSignal::new(Vec::<FieldError>::new());
     let prompt_ref = NodeRef::<html::Textarea>::new();
     let chars = RwSignal::new(0usize);
+    // Generations submitted from this page, newest first; they are followed live.
+    let submitted = RwSignal::new(Vec::<GenerationView>::new());
 
     let on_submit = move |ev: SubmitEvent| {
         // With JavaScript the form never navigates: validate here, then send with fetch.
         ev.prevent_default();
-        let input = match SubmitPrompt::from_event(&ev) {
+        let input = match SubmitGeneration::from_event(&ev) {
             Ok(input) => input,
             Err(_) => {
                 local_errors.set(vec![FieldError::new(
@@ -34,7 +40,8 @@ pub fn CreatePage() -> impl IntoView {
                 return;
             }
         };
-        match validate_prompt(&input.prompt, &input.style) {
+        let variations = input.variations.as_deref().unwrap_or("");
+        match validate_submission(&input.prompt, &input.style, &input.format, variations) {
             Ok(_) => {
                 local_errors.set(Vec::new());
                 submit.dispatch(input);
@@ -43,9 +50,14 @@ pub fn CreatePage() -> impl IntoView {
         }
     };
 
-    // A successful submission clears the field for the next idea.
+    // A successful submission joins the live list and clears the field for the next idea.
     Effect::new(move |_| {
-        if let Some(Ok(_)) = submit.value().get() {
+        if let Some(Ok(view)) = submit.value().get() {
+            submitted.update(|list| {
+                if !list.iter().any(|g| g.id == view.id) {
+                    list.insert(0, view);
+                }
+            });
             if let Some(el) = prompt_ref.get() {
                 el.set_value("");
             }
@@ -68,19 +80,23 @@ pub fn CreatePage() -> impl IntoView {
     };
     let prompt_error = Signal::derive(move || field_message("prompt"));
     let style_error = Signal::derive(move || field_message("style"));
+    let format_error = Signal::derive(move || field_message("format"));
+    let variations_error = Signal::derive(move || field_message("variations"));
     // Errors that belong to no field (the server is down, a bad request).
     let form_error = move || server_error().filter(|e: &AppError| e.fields.is_empty());
 
-    let recent = Resource::new(move || submit.version().get(), |_| recent_prompts());
+    // Loaded once with the page: what was made recently. New submissions are added above it
+    // by this page itself, so it does not reload on every submission.
+    let recent = Resource::new(|| (), |_| recent_generations());
 
     view! {
         <section class="create">
             <h1>"Create"</h1>
-            <p class="lede">"Describe the post you need and pick a style."</p>
+            <p class="lede">"Describe the post you need, pick a style and where it goes."</p>
             <form
                 class="prompt-form"
                 method="post"
-                action=SubmitPrompt::url()
+                action=SubmitGeneration::url()
                 on:submit=on_submit
                 novalidate
             >
@@ -103,22 +119,28 @@ pub fn CreatePage() -> impl IntoView {
                         {move || prompt_error.get()}
                     </p>
                 </div>
-                <div class="field" class:invalid=move || style_error.get().is_some()>
-                    <label for="style">"Style"</label>
-                    <select
-                        id="style"
+                <div class="field-row">
+                    <SelectField
                         name="style"
-                        aria-invalid=move || style_error.get().is_some().to_string()
-                        aria-describedby="style-error"
-                    >
-                        {Style::ALL
-                            .into_iter()
-                            .map(|s| view! { <option value=s.slug()>{s.label()}</option> })
-                            .collect_view()}
-                    </select>
-                    <p class="field-error" id="style-error" role="alert">
-                        {move || style_error.get()}
-                    </p>
+                        label="Style"
+                        error=style_error
+                        options=Style::ALL.iter().map(|s| (s.slug().to_owned(), s.label().to_owned())).collect()
+                        selected=Style::ALL[0].slug().to_owned()
+                    />
+                    <SelectField
+                        name="format"
+                        label="Format"
+                        error=format_error
+                        options=Format::ALL.iter().map(|f| (f.slug().to_owned(), f.label().to_owned())).collect()
+                        selected=Format::ALL[0].slug().to_owned()
+                    />
+                    <SelectField
+                        name="variations"
+                        label="Images"
+                        error=variations_error
+                        options=(VARIATIONS_MIN..=VARIATIONS_MAX).rev().map(|n| (n.to_string(), n.to_string())).collect()
+                        selected=VARIATIONS_MAX.to_string()
+                    />
                 </div>
                 <p class="form-error" role="alert">{move || form_error().map(|e| e.message)}</p>
                 <button type="submit" disabled=move || submit.pending().get()>
@@ -127,43 +149,291 @@ pub fn CreatePage() -> impl IntoView {
             </form>
         </section>
         <section class="recent" aria-labelledby="recent-title">
-            <h2 id="recent-title">"Recent prompts"</h2>
-            <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
-                {move || Suspend::new(async move {
-                    match recent.await {
-                        Ok(list) => view! { <RecentList list /> }.into_any(),
-                        Err(e) => view! { <p class="form-error">{e.message}</p> }.into_any(),
-                    }
-                })}
-            </Transition>
+            <h2 id="recent-title">"Your generations"</h2>
+            <div class="generations" data-testid="generations">
+                <For
+                    each=move || submitted.get()
+                    key=|g| g.id
+                    children=|g| view! { <GenerationCard initial=g /> }
+                />
+                <Transition fallback=|| view! { <p class="muted">"Loading…"</p> }>
+                    {move || Suspend::new(async move {
+                        match recent.await {
+                            Ok(list) => {
+                                view! {
+                                    <RecentList
+                                        list
+                                        hide=Signal::derive(move || {
+                                            submitted.with(|s| s.iter().map(|g| g.id).collect())
+                                        })
+                                    />
+                                }
+                                    .into_any()
+                            }
+                            Err(e) => view! { <p class="form-error">{e.message}</p> }.into_any(),
+                        }
+                    })}
+                </Transition>
+            </div>
         </section>
     }
 }
 
-/// The list of recent prompts, or a hint when there are none yet.
+/// A labelled `<select>` with its error message below it.
 #[component]
-fn RecentList(list: Vec<PromptSummary>) -> impl IntoView {
-    if list.is_empty() {
-        return view! { <p class="muted">"No prompts yet. Yours will be the first."</p> }
-            .into_any();
-    }
+fn SelectField(
+    name: &'static str,
+    label: &'static str,
+    error: Signal<Option<String>>,
+    /// (value, text) pairs.
+    options: Vec<(String, String)>,
+    selected: String,
+) -> impl IntoView {
+    let error_id = format!("{name}-error");
     view! {
-        <ul class="recent-list" data-testid="recent-prompts">
-            {list
-                .into_iter()
-                .map(|p| {
-                    view! {
-                        <li>
-                            <span class="recent-prompt">{p.prompt}</span>
-                            <span class="chip">{p.style.label()}</span>
-                            <time datetime=p.created_at.to_rfc3339()>
-                                {p.created_at.format("%Y-%m-%d %H:%M UTC").to_string()}
-                            </time>
-                        </li>
-                    }
-                })
-                .collect_view()}
-        </ul>
+        <div class="field" class:invalid=move || error.get().is_some()>
+            <label for=name>{label}</label>
+            <select
+                id=name
+                name=name
+                aria-invalid=move || error.get().is_some().to_string()
+                aria-describedby=error_id.clone()
+            >
+                {options
+                    .into_iter()
+                    .map(|(value, text)| {
+                        let is_selected = value == selected;
+                        view! { <option value=value selected=is_selected>{text}</option> }
+                    })
+                    .collect_view()}
+            </select>
+            <p class="field-error" id=error_id role="alert">
+                {move || error.get()}
+            </p>
+        </div>
     }
-    .into_any()
+}
+
+/// Generations loaded with the page, minus those this page submitted (listed above them).
+#[component]
+fn RecentList(list: Vec<GenerationView>, hide: Signal<Vec<uuid::Uuid>>) -> impl IntoView {
+    if list.is_empty() {
+        return view! {
+            <p class="muted empty-hint" class:hidden=move || !hide.with(Vec::is_empty)>
+                "Nothing yet. Your images will appear here."
+            </p>
+        }
+        .into_any();
+    }
+    list.into_iter()
+        .map(|g| {
+            let id = g.id;
+            view! {
+                <Show when=move || !hide.with(|h| h.contains(&id))>
+                    <GenerationCard initial=g.clone() />
+                </Show>
+            }
+        })
+        .collect_view()
+        .into_any()
+}
+
+/// What the status line says.
+fn status_text(g: &GenerationView) -> String {
+    let done = g.images.len();
+    match g.status {
+        GenerationStatus::Queued if g.error.is_some() => "Retrying shortly…".to_owned(),
+        GenerationStatus::Queued => "Queued".to_owned(),
+        GenerationStatus::Running => format!(
+            "Rendering {} of {} · {}%",
+            (done + 1).min(usize::from(g.variations)),
+            g.variations,
+            g.progress
+        ),
+        GenerationStatus::Succeeded => {
+            format!("Done · {} image{}", done, if done == 1 { "" } else { "s" })
+        }
+        GenerationStatus::Failed => format!(
+            "Failed: {}",
+            g.error
+                .as_deref()
+                .unwrap_or("the images could not be made.")
+        ),
+    }
+}
+
+/// One generation: its prompt, a progress bar while it runs, and its images as they arrive.
+/// In the browser it follows the live event stream, and polls if the stream breaks.
+#[component]
+pub fn GenerationCard(initial: GenerationView) -> impl IntoView {
+    let id = initial.id;
+    let state = RwSignal::new(initial);
+
+    #[cfg(feature = "hydrate")]
+    {
+        let follow_once = StoredValue::new(false);
+        Effect::new(move |_| {
+            if !follow_once.get_value() && !state.with_untracked(|g| g.status.is_final()) {
+                follow_once.set_value(true);
+                live::follow(id, state);
+            }
+        });
+    }
+
+    let g = move || state.get();
+    let (w, h) = state.with_untracked(|g| g.format.size());
+    let landscape = w > h;
+    view! {
+        <article
+            class="generation"
+            data-testid="generation"
+            data-id=id.to_string()
+            data-status=move || state.with(|g| g.status.as_str())
+        >
+            <header>
+                <p class="generation-prompt">{move || g().prompt}</p>
+                <p class="generation-meta">
+                    <span class="chip">{move || g().style.label()}</span>
+                    <span class="chip">{move || g().format.label()}</span>
+                </p>
+            </header>
+            <div class="generation-status" role="status" aria-live="polite">
+                <progress
+                    max="100"
+                    value=move || g().progress.to_string()
+                    class:hidden=move || g().status.is_final()
+                    aria-label="Progress"
+                ></progress>
+                <span
+                    class="status-text"
+                    class:failed=move || g().status == GenerationStatus::Failed
+                >
+                    {move || status_text(&g())}
+                </span>
+            </div>
+            <ul class="images" class:landscape=landscape>
+                {move || {
+                    let g = g();
+                    (0..g.variations)
+                        .map(|i| {
+                            match g.images.iter().find(|img| img.variation == i) {
+                                Some(img) => {
+                                    let img = img.clone();
+                                    view! {
+                                        <li>
+                                            <a href=img.png_url.clone() target="_blank">
+                                                <img
+                                                    src=img.medium_url.clone()
+                                                    srcset=img.srcset()
+                                                    sizes="(max-width: 640px) 50vw, 240px"
+                                                    width=img.width
+                                                    height=img.height
+                                                    alt=format!("Variation {} of “{}”", i + 1, g.prompt)
+                                                    loading="lazy"
+                                                    decoding="async"
+                                                />
+                                            </a>
+                                        </li>
+                                    }
+                                        .into_any()
+                                }
+                                None => {
+                                    view! {
+                                        <li
+                                            class="placeholder"
+                                            class:failed=g.status == GenerationStatus::Failed
+                                            style=format!("aspect-ratio: {w} / {h}")
+                                        ></li>
+                                    }
+                                        .into_any()
+                                }
+                            }
+                        })
+                        .collect_view()
+                }}
+            </ul>
+        </article>
+    }
+}
+
+#[cfg(feature = "hydrate")]
+mod live {
+    //! Following a generation in the browser: Server-Sent Events first, polling as fallback.
+
+    use std::time::Duration;
+
+    use leptos::prelude::*;
+    use leptos::wasm_bindgen::JsCast;
+    use leptos::wasm_bindgen::closure::Closure;
+    use leptos::web_sys::{EventSource, MessageEvent};
+    use uuid::Uuid;
+
+    use crate::create::{GenerationView, get_generation};
+
+    const EVENTS: [&str; 4] = ["queued", "running", "succeeded", "failed"];
+
+    /// Opens the event stream for `id` and keeps `state` up to date until it is final.
+    pub fn follow(id: Uuid, state: RwSignal<GenerationView>) {
+        let Ok(source) = EventSource::new(&format!("/api/generations/{id}/events")) else {
+            poll(id, state);
+            return;
+        };
+        let stored = StoredValue::new_local(Some(source.clone()));
+        on_cleanup(move || {
+            if let Some(Some(s)) = stored.try_get_value() {
+                s.close();
+            }
+        });
+        let on_event = {
+            let source = source.clone();
+            Closure::<dyn FnMut(MessageEvent)>::new(move |ev: MessageEvent| {
+                let Some(text) = ev.data().as_string() else {
+                    return;
+                };
+                let Ok(view) = serde_json::from_str::<GenerationView>(&text) else {
+                    return;
+                };
+                let done = view.status.is_final();
+                if state.try_set(view).is_some() || done {
+                    // The card is gone, or nothing more will come: stop the stream, or the
+                    // browser would reconnect when the server ends it.
+                    source.close();
+                }
+            })
+        };
+        for name in EVENTS {
+            let _ =
+                source.add_event_listener_with_callback(name, on_event.as_ref().unchecked_ref());
+        }
+        on_event.forget();
+        let on_error = {
+            let source = source.clone();
+            Closure::<dyn FnMut()>::new(move || {
+                // A broken stream (a proxy that buffers, a restart): switch to polling.
+                source.close();
+                if state.try_with_untracked(|g| !g.status.is_final()) == Some(true) {
+                    poll(id, state);
+                }
+            })
+        };
+        source.set_onerror(Some(on_error.as_ref().unchecked_ref()));
+        on_error.forget();
+    }
+
+    /// Asks for the status every 1.5 s until it is final.
+    pub fn poll(id: Uuid, state: RwSignal<GenerationView>) {
+        leptos::task::spawn_local(async move {
+            let next = match get_generation(id).await {
+                Ok(view) => {
+                    let done = view.status.is_final();
+                    if state.try_set(view).is_some() || done {
+                        return;
+                    }
+                    Duration::from_millis(1500)
+                }
+                Err(_) => Duration::from_secs(4),
+            };
+            set_timeout(move || poll(id, state), next);
+        });
+    }
 }

@@ -1,8 +1,9 @@
-//! Prompt rules, compiled into both the WASM bundle and the server so the browser's instant
+//! Submission rules, compiled into both the WASM bundle and the server so the browser's instant
 //! feedback and the server's final say can never disagree.
 
 use serde::{Deserialize, Serialize};
 
+use super::formats::Format;
 use crate::error::FieldError;
 
 /// Fewest characters a prompt may have after trimming.
@@ -79,19 +80,36 @@ impl Style {
     }
 }
 
-/// A prompt that passed every rule: trimmed, within bounds, clean, with a known style.
+/// The fewest images one submission may ask for.
+pub const VARIATIONS_MIN: u8 = 1;
+/// The most images one submission may ask for, and the default.
+pub const VARIATIONS_MAX: u8 = 4;
+
+/// A submission that passed every rule: trimmed, within bounds, clean, with a known style and
+/// format and a sane number of variations.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ValidPrompt {
+pub struct Submission {
     /// The trimmed prompt text.
     pub prompt: String,
     /// The chosen style.
     pub style: Style,
+    /// The chosen platform format.
+    pub format: Format,
+    /// How many images to make (1 to 4).
+    pub variations: u8,
 }
 
-/// Checks a prompt and a style slug as a form sends them.
+/// Checks a submission as the create form sends it: every value a string, as in a form.
 ///
-/// Returns every failing field at once so the form can mark all of them in one round trip.
-pub fn validate_prompt(prompt: &str, style: &str) -> Result<ValidPrompt, Vec<FieldError>> {
+/// `variations` may be empty (the default, four). Returns every failing field at once so the
+/// form can mark all of them in one round trip. The browser runs exactly this before sending,
+/// and the server runs it again on what arrives.
+pub fn validate_submission(
+    prompt: &str,
+    style: &str,
+    format: &str,
+    variations: &str,
+) -> Result<Submission, Vec<FieldError>> {
     let mut errors = Vec::new();
     let trimmed = prompt.trim();
     let chars = trimmed.chars().count();
@@ -125,10 +143,36 @@ pub fn validate_prompt(prompt: &str, style: &str) -> Result<ValidPrompt, Vec<Fie
         ));
     }
 
-    match (errors.is_empty(), style) {
-        (true, Some(style)) => Ok(ValidPrompt {
+    let format = Format::from_slug(format);
+    if format.is_none() {
+        errors.push(FieldError::new(
+            "format",
+            "unknown_format",
+            "Pick one of the listed formats.",
+        ));
+    }
+
+    let variations = match variations.trim() {
+        "" => Some(VARIATIONS_MAX),
+        v => v
+            .parse::<u8>()
+            .ok()
+            .filter(|n| (VARIATIONS_MIN..=VARIATIONS_MAX).contains(n)),
+    };
+    if variations.is_none() {
+        errors.push(FieldError::new(
+            "variations",
+            "out_of_range",
+            format!("Choose between {VARIATIONS_MIN} and {VARIATIONS_MAX} images."),
+        ));
+    }
+
+    match (errors.is_empty(), style, format, variations) {
+        (true, Some(style), Some(format), Some(variations)) => Ok(Submission {
             prompt: trimmed.to_owned(),
             style,
+            format,
+            variations,
         }),
         _ => Err(errors),
     }
@@ -138,7 +182,11 @@ pub fn validate_prompt(prompt: &str, style: &str) -> Result<ValidPrompt, Vec<Fie
 mod tests {
     use super::*;
 
-    fn codes(r: Result<ValidPrompt, Vec<FieldError>>) -> Vec<(String, String)> {
+    fn validate_prompt(prompt: &str, style: &str) -> Result<Submission, Vec<FieldError>> {
+        validate_submission(prompt, style, "instagram_square", "")
+    }
+
+    fn codes(r: Result<Submission, Vec<FieldError>>) -> Vec<(String, String)> {
         r.err()
             .unwrap_or_default()
             .into_iter()
@@ -151,6 +199,28 @@ mod tests {
         let v = validate_prompt("  Sunrise over Lisbon rooftops \n", "vibrant").expect("valid");
         assert_eq!(v.prompt, "Sunrise over Lisbon rooftops");
         assert_eq!(v.style, Style::Vibrant);
+        assert_eq!(v.format, Format::InstagramSquare);
+        assert_eq!(
+            v.variations, VARIATIONS_MAX,
+            "four images unless asked otherwise"
+        );
+    }
+
+    #[test]
+    fn format_and_variations_are_checked() {
+        let ok = validate_submission("A fine prompt", "bold", "youtube_thumbnail", " 2 ").unwrap();
+        assert_eq!((ok.format, ok.variations), (Format::YoutubeThumbnail, 2));
+        for bad in ["0", "5", "-1", "two", "1.5", "256"] {
+            assert_eq!(
+                codes(validate_submission("A fine prompt", "bold", "x_post", bad)),
+                [("variations".into(), "out_of_range".into())],
+                "{bad}"
+            );
+        }
+        assert_eq!(
+            codes(validate_submission("A fine prompt", "bold", "myspace", "1")),
+            [("format".into(), "unknown_format".into())]
+        );
     }
 
     #[test]

@@ -19,12 +19,44 @@ diesel::table! {
 }
 
 diesel::table! {
-    prompts (id) {
+    generations (id) {
         id -> Uuid,
         prompt -> Text,
         style -> Text,
+        format -> Text,
+        variations -> Int4,
+        provider -> Text,
+        seed -> Int8,
+        status -> Text,
+        progress -> Int4,
+        error -> Nullable<Text>,
+        job_id -> Nullable<Int8>,
+        created_at -> Timestamptz,
+        started_at -> Nullable<Timestamptz>,
+        finished_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    images (id) {
+        id -> Uuid,
+        generation_id -> Uuid,
+        variation -> Int4,
+        seed -> Int8,
+        width -> Int4,
+        height -> Int4,
+        png_key -> Text,
+        webp_320_key -> Text,
+        webp_720_key -> Text,
+        webp_full_key -> Text,
+        sha256 -> Text,
+        bytes -> Int8,
+        render_ms -> Int4,
         created_at -> Timestamptz,
     }
 }
 
-diesel::allow_tables_to_appear_in_same_query!(jobs, prompts,);
+diesel::joinable!(generations -> jobs (job_id));
+diesel::joinable!(images -> generations (generation_id));
+
+diesel::allow_tables_to_appear_in_same_query!(generations, images, jobs,);

@@ -196,6 +196,15 @@ pub fn state_for(db: &TestDb) -> AppState {
     AppState {
         db: db.pool(),
         media,
+        create: std::sync::Arc::new(app::state::CreateSettings {
+            provider: "builtin".to_owned(),
+            blocklist: app::create::moderation::Blocklist::parse(
+                server::create::DEFAULT_BLOCKLIST,
+                "shipped",
+            )
+            .expect("shipped blocklist parses"),
+        }),
+        changes: Default::default(),
     }
 }
 
@@ -238,4 +247,9 @@ pub fn form_post(path: &str, body: &str) -> Request<Body> {
         .header("accept", "application/json")
         .body(Body::from(body.to_owned()))
         .expect("request")
+}
+
+/// A GET request for `path`.
+pub fn get_req(path: &str) -> Request<Body> {
+    Request::get(path).body(Body::empty()).expect("request")
 }
