@@ -3,6 +3,9 @@
 //! This crate depends on `app` with the `hydrate` feature only, so no server code (database,
 //! secrets, storage) can end up in the bundle the browser downloads.
 
+// Leptos views are deeply nested types; hydrating the whole page needs more than the default.
+#![recursion_limit = "256"]
+
 /// Called by the bundle's loader script once the WASM module is instantiated.
 #[wasm_bindgen::prelude::wasm_bindgen]
 pub fn hydrate() {

@@ -1,13 +1,15 @@
 //! Built-in renderer throughput: one Instagram-portrait (1080x1350) image, composed,
-//! rasterised and encoded as PNG, on one thread.
+//! rasterised, and encoded as everything we store (PNG plus WebP at 320, 720 and full
+//! width), on one thread.
 //!
 //! Run: `cargo bench -p server --bench render --target-dir target/native`
-//! (variants are not made yet; when they are, this bench renders them too).
 
 use std::time::{Duration, Instant};
 
 use app::create::{Format, Style};
-use server::create::render::{RenderRequest, render_pixmap, render_png};
+use server::create::provider::{ImageRequest, render_builtin};
+use server::create::render::{RenderRequest, render_pixmap};
+use server::create::variants;
 
 fn measure(label: &str, iterations: u32, mut f: impl FnMut(u32)) {
     // Warm up: the font database and caches are built on first use.
@@ -48,12 +50,25 @@ fn main() {
                 std::hint::black_box(render_pixmap(&req(seed)).expect("render"));
             },
         );
+        let image = |seed: u32| ImageRequest {
+            prompt: prompt.to_owned(),
+            style,
+            format: Format::InstagramPortrait,
+            seed: u64::from(seed),
+        };
+        let picture = render_builtin(&image(0)).expect("render");
+        measure(&format!("variants only (PNG + 3 WebP) {name}"), 30, |_| {
+            std::hint::black_box(variants::encode_all(&picture).expect("encode"));
+        });
         measure(
-            &format!("render 1080x1350 {name} + PNG encode"),
+            &format!("render 1080x1350 {name} + PNG + 3 WebP variants"),
             30,
             |seed| {
-                std::hint::black_box(render_png(&req(seed)).expect("render"));
+                let picture = render_builtin(&image(seed)).expect("render");
+                std::hint::black_box(variants::encode_all(&picture).expect("encode"));
             },
         );
+        let sizes = variants::encode_all(&picture).expect("encode");
+        println!("  stored sizes: {sizes:?}");
     }
 }

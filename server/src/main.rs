@@ -20,7 +20,8 @@ enum Command {
     Migrate,
     /// Run the job worker alone (no web server), to scale workers apart from web instances.
     Worker,
-    /// Render one image with the built-in renderer to a PNG file (no database needed).
+    /// Render one image with the built-in renderer to a file (no database needed): PNG, or
+    /// WebP when the name ends in `.webp` (with `--width`, the 320 or 720 variant).
     Render {
         /// The headline.
         #[arg(long)]
@@ -35,9 +36,12 @@ enum Command {
         /// Variation seed.
         #[arg(long, default_value_t = 1)]
         seed: u64,
-        /// Where to write the PNG.
+        /// Where to write the image (`.png` or `.webp`).
         #[arg(long)]
         out: std::path::PathBuf,
+        /// For WebP: scale to this width (320 or 720, as the stored variants).
+        #[arg(long)]
+        width: Option<u32>,
     },
     /// Inspect and revive jobs.
     Jobs {
@@ -69,9 +73,10 @@ fn main() -> std::process::ExitCode {
         format,
         seed,
         out,
+        width,
     }) = &cli.command
     {
-        return render(prompt, style, format, *seed, out);
+        return render(prompt, style, format, *seed, out, *width);
     }
     let config = match Config::from_env() {
         Ok(c) => c,
@@ -123,9 +128,11 @@ fn render(
     format: &str,
     seed: u64,
     out: &std::path::Path,
+    width: Option<u32>,
 ) -> std::process::ExitCode {
     use app::create::validate_submission;
-    use server::create::render::{RenderRequest, render_png};
+    use server::create::provider::{ImageRequest, render_builtin};
+    use server::create::variants;
     let fail = |msg: String| {
         eprintln!("socialcraft render: {msg}");
         std::process::ExitCode::from(2)
@@ -140,15 +147,32 @@ fn render(
             return fail(msgs.join("; "));
         }
     };
-    let request = RenderRequest {
-        prompt: &valid.prompt,
+    let request = ImageRequest {
+        prompt: valid.prompt,
         style: valid.style,
         format: valid.format,
         seed,
     };
-    match render_png(&request)
-        .map_err(|e| e.to_string())
-        .and_then(|png| std::fs::write(out, png).map_err(|e| format!("{}: {e}", out.display())))
+    let webp = out.extension().is_some_and(|e| e == "webp");
+    let encoded = render_builtin(&request)
+        .map_err(|e| e.detail)
+        .and_then(|picture| {
+            let picture = match width {
+                Some(w) if webp && w < picture.width => {
+                    variants::downscale(&mut Default::default(), &picture, w)
+                        .map_err(|e| e.to_string())?
+                }
+                _ => picture,
+            };
+            if webp {
+                variants::encode_webp(&picture)
+            } else {
+                variants::encode_png(&picture)
+            }
+            .map_err(|e| e.to_string())
+        });
+    match encoded
+        .and_then(|bytes| std::fs::write(out, bytes).map_err(|e| format!("{}: {e}", out.display())))
     {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => fail(e),

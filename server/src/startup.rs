@@ -195,7 +195,7 @@ pub fn build_state(config: &Config, pool: app::db::DbPool) -> Result<AppState, S
 }
 
 /// The job worker with every handler the product has, configured from `config`.
-fn build_worker(config: &Config, state: &AppState, url: &str) -> Result<Worker, String> {
+pub fn build_worker(config: &Config, state: &AppState, url: &str) -> Result<Worker, String> {
     let w = &config.worker;
     let generate = GenerateHandler::new(
         state.db.clone(),
