@@ -57,6 +57,17 @@ fn main() {
             seed: u64::from(seed),
         };
         let picture = render_builtin(&image(0)).expect("render");
+        measure("  of which PNG", 10, |_| {
+            std::hint::black_box(variants::encode_png(&picture).expect("png"));
+        });
+        measure("  of which full-size WebP", 10, |_| {
+            std::hint::black_box(variants::encode_webp(&picture).expect("webp"));
+        });
+        measure("  of which 1080->720 resize", 10, |_| {
+            std::hint::black_box(
+                variants::downscale(&mut Default::default(), &picture, 720).expect("resize"),
+            );
+        });
         measure(&format!("variants only (PNG + 3 WebP) {name}"), 30, |_| {
             std::hint::black_box(variants::encode_all(&picture).expect("encode"));
         });

@@ -423,16 +423,18 @@ fn decorate(svg: &mut String, style: Style, p: &Palette, rng: &mut Rng, w: f32, 
             );
         }
         Style::Retro => {
+            // A setting sun, cut by horizontal bands (clipped to the sun, so the bands never
+            // slice the sky behind the headline).
             let cx = rng.range(0.3, 0.7) * w;
             let r = m * 0.42;
+            let cy = h * 0.98;
             let _ = write!(
                 svg,
-                r#"<circle cx="{cx:.0}" cy="{:.0}" r="{r:.0}" fill="{}" opacity="0.85"/>"#,
-                h * 0.98,
+                r#"<clipPath id="sun"><circle cx="{cx:.0}" cy="{cy:.0}" r="{r:.0}"/></clipPath><circle cx="{cx:.0}" cy="{cy:.0}" r="{r:.0}" fill="{}" opacity="0.85"/><g clip-path="url(#sun)">"#,
                 p.accent
             );
             for i in 0..5 {
-                let y = h * 0.98 - r + r * 0.22 * i as f32 + r * 0.1;
+                let y = cy - r + r * 0.22 * i as f32 + r * 0.1;
                 let _ = write!(
                     svg,
                     r#"<rect x="0" y="{y:.0}" width="{w}" height="{:.1}" fill="{}"/>"#,
@@ -440,6 +442,7 @@ fn decorate(svg: &mut String, style: Style, p: &Palette, rng: &mut Rng, w: f32, 
                     p.stops[0]
                 );
             }
+            svg.push_str("</g>");
         }
         Style::Editorial => {
             // A magazine page: a red spine, a heavy rule above, a thin one below.

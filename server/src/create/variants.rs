@@ -16,9 +16,9 @@ pub const VARIANT_WIDTHS: [u32; 2] = [320, 720];
 /// WebP quality (0 to 100): visually clean for graphics with text, about a tenth of the PNG.
 pub const WEBP_QUALITY: f32 = 82.0;
 
-/// libwebp's effort (0 fastest to 6 smallest). 4 is its default; 3 is within a few percent
-/// of its size at noticeably less time on large pictures.
-pub const WEBP_METHOD: i32 = 3;
+/// libwebp's effort (0 fastest to 6 smallest). 4 is its default; lower trades a few percent
+/// of size for time (measured in `benches/render.rs`).
+pub const WEBP_METHOD: i32 = 2;
 
 /// Everything stored for one picture.
 #[derive(Clone, PartialEq, Eq)]
@@ -127,7 +127,21 @@ pub fn encode_webp(image: &RgbaImage) -> Result<Vec<u8>, EncodeError> {
     config.quality = WEBP_QUALITY;
     config.method = WEBP_METHOD;
     config.alpha_compression = 1;
-    let encoded = webp::Encoder::from_rgba(&image.pixels, image.width, image.height)
+    // An opaque picture (every built-in render) is handed over as RGB: libwebp then skips
+    // analysing and storing an alpha plane.
+    let opaque = image.pixels.chunks_exact(4).all(|p| p[3] == 255);
+    let rgb: Vec<u8>;
+    let encoder = if opaque {
+        rgb = image
+            .pixels
+            .chunks_exact(4)
+            .flat_map(|p| [p[0], p[1], p[2]])
+            .collect();
+        webp::Encoder::from_rgb(&rgb, image.width, image.height)
+    } else {
+        webp::Encoder::from_rgba(&image.pixels, image.width, image.height)
+    };
+    let encoded = encoder
         .encode_advanced(&config)
         .map_err(|e| err(format!("libwebp: {e:?}")))?;
     Ok(encoded.to_vec())
