@@ -80,6 +80,22 @@ test.describe('with JavaScript', () => {
     await expect(page.getByTestId('generation').filter({ hasText: prompt }).locator('img')).toHaveCount(4);
   });
 
+  test('when the event stream is blocked, progress still arrives by polling', async ({ page }, info) => {
+    // A proxy that breaks Server-Sent Events: every stream request fails.
+    await page.route('**/api/generations/*/events', (route) => route.abort());
+    await page.goto('/');
+    await hydrated(page);
+    const prompt = unique('Polling fallback check', info.project.name);
+    await page.getByLabel('Prompt', { exact: true }).fill(prompt);
+    await page.getByLabel('Images', { exact: true }).selectOption('2');
+    await page.getByRole('button', { name: 'Create' }).click();
+    const card = page.getByTestId('generation').filter({ hasText: prompt });
+    await expect(card).toHaveAttribute('data-status', 'succeeded', { timeout: 30_000 });
+    await expect(card.locator('img')).toHaveCount(2);
+    // The only console errors are the blocked streams themselves.
+    errors.splice(0, errors.length, ...errors.filter((e) => !/ERR_FAILED/.test(e)));
+  });
+
   test('an invalid prompt shows its message beside the field and is not sent', async ({ page }, info) => {
     const requests: string[] = [];
     page.on('request', (r) => {
