@@ -22,6 +22,8 @@ pub enum ErrorCode {
     Validation,
     /// The request could not be read: missing fields, wrong types, bad encoding (400).
     BadRequest,
+    /// The request is not allowed, e.g. it came from another site (403).
+    Forbidden,
     /// The thing asked for does not exist (404).
     NotFound,
     /// A dependency (the database, storage) is unavailable right now (503).
@@ -38,6 +40,7 @@ impl ErrorCode {
         match self {
             ErrorCode::Validation => 422,
             ErrorCode::BadRequest => 400,
+            ErrorCode::Forbidden => 403,
             ErrorCode::NotFound => 404,
             ErrorCode::Unavailable => 503,
             ErrorCode::Network | ErrorCode::Internal => 500,
@@ -49,6 +52,7 @@ impl ErrorCode {
         match self {
             ErrorCode::Validation => "validation",
             ErrorCode::BadRequest => "bad_request",
+            ErrorCode::Forbidden => "forbidden",
             ErrorCode::NotFound => "not_found",
             ErrorCode::Unavailable => "unavailable",
             ErrorCode::Network => "network",

@@ -7,6 +7,8 @@
 #![recursion_limit = "256"]
 
 pub mod create;
+#[cfg(feature = "ssr")]
+pub mod csp;
 pub mod error;
 
 #[cfg(feature = "ssr")]
@@ -28,6 +30,15 @@ pub const OUTPUT_NAME: &str = "socialcraft";
 
 /// The HTML document around the app, rendered on the server only.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
+    // The page's CSP names the nonce Leptos put on this response's hydration scripts.
+    #[cfg(feature = "ssr")]
+    if let (Some(nonce), Some(res)) = (
+        leptos::nonce::use_nonce(),
+        use_context::<leptos_axum::ResponseOptions>(),
+    ) && let Ok(value) = axum::http::HeaderValue::from_str(&csp::policy(Some(&nonce)))
+    {
+        res.insert_header(axum::http::header::CONTENT_SECURITY_POLICY, value);
+    }
     view! {
         <!DOCTYPE html>
         <html lang="en">

@@ -154,6 +154,19 @@ pub struct CreateConfig {
     pub blocklist_extra: Option<String>,
 }
 
+/// HTTP hardening settings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HttpConfig {
+    /// `ALLOWED_ORIGINS`: comma-separated origins (`https://app.example.com`) allowed to call
+    /// the API cross-site, for CORS and the cross-site request check. Empty by default; `*`
+    /// is refused (credentials cannot go with a wildcard, and it would switch the check off).
+    pub allowed_origins: Vec<String>,
+    /// `REQUEST_TIMEOUT_SECS`: longest time to produce a response, default 30.
+    pub request_timeout: Duration,
+    /// `MAX_BODY_BYTES`: largest request body outside uploads, default 65536.
+    pub max_body_bytes: usize,
+}
+
 /// Logging settings.
 #[derive(Clone, Debug)]
 pub struct LogConfig {
@@ -181,6 +194,8 @@ pub struct Config {
     pub storage: StorageConfig,
     /// Create settings.
     pub create: CreateConfig,
+    /// HTTP hardening.
+    pub http: HttpConfig,
     /// Logging settings.
     pub log: LogConfig,
 }
@@ -371,6 +386,38 @@ impl Config {
             blocklist_extra: get("MODERATION_BLOCKLIST").map(str::to_owned),
         };
 
+        let mut allowed_origins = Vec::new();
+        for origin in get("ALLOWED_ORIGINS")
+            .unwrap_or("")
+            .split(',')
+            .map(str::trim)
+        {
+            if origin.is_empty() {
+                continue;
+            }
+            if origin == "*" {
+                return Err(err(
+                    "ALLOWED_ORIGINS",
+                    "`*` is not allowed: list each origin (https://app.example.com)",
+                ));
+            }
+            let host = origin
+                .strip_prefix("https://")
+                .or_else(|| origin.strip_prefix("http://"));
+            if host.is_none_or(|h| h.is_empty() || h.contains('/')) {
+                return Err(err(
+                    "ALLOWED_ORIGINS",
+                    format!("`{origin}` is not an origin like https://app.example.com"),
+                ));
+            }
+            allowed_origins.push(origin.to_owned());
+        }
+        let http = HttpConfig {
+            allowed_origins,
+            request_timeout: Duration::from_secs(positive("REQUEST_TIMEOUT_SECS", 30)? as u64),
+            max_body_bytes: positive("MAX_BODY_BYTES", 64 * 1024)?,
+        };
+
         let format = match get("LOG_FORMAT") {
             None if production => LogFormat::Json,
             None => LogFormat::Pretty,
@@ -398,6 +445,7 @@ impl Config {
             worker,
             storage,
             create,
+            http,
             log: LogConfig {
                 format,
                 filter: get("RUST_LOG").unwrap_or("info").to_owned(),
@@ -560,6 +608,23 @@ mod tests {
         assert_eq!(e.var, "IMAGE_API_KEY");
         let e = Config::from_map(&vars(&[("IMAGE_PROVIDER", "midjourney")])).unwrap_err();
         assert_eq!(e.var, "IMAGE_PROVIDER");
+    }
+
+    #[test]
+    fn allowed_origins_are_listed_never_a_wildcard() {
+        let c = Config::from_map(&vars(&[(
+            "ALLOWED_ORIGINS",
+            "https://a.example, http://127.0.0.1:5173",
+        )]))
+        .unwrap();
+        assert_eq!(
+            c.http.allowed_origins,
+            ["https://a.example", "http://127.0.0.1:5173"]
+        );
+        for bad in ["*", "a.example", "https://a.example/path"] {
+            let e = Config::from_map(&vars(&[("ALLOWED_ORIGINS", bad)])).unwrap_err();
+            assert_eq!(e.var, "ALLOWED_ORIGINS", "{bad}");
+        }
     }
 
     #[test]

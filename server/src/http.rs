@@ -1,7 +1,7 @@
 //! The axum router and the middleware every request goes through.
 
 use std::panic::AssertUnwindSafe;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use app::error::ErrorCode;
 use app::state::AppState;
@@ -18,6 +18,10 @@ use leptos::prelude::*;
 use leptos_axum::{LeptosRoutes, generate_route_list};
 use tower_http::CompressionLevel;
 use tower_http::compression::CompressionLayer;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::timeout::TimeoutLayer;
+
+use crate::security::Security;
 use tracing::Instrument;
 
 /// The header that carries the request ID in and out.
@@ -55,20 +59,76 @@ pub fn routes(state: AppState, leptos_options: LeptosOptions) -> Router {
         .merge(api)
 }
 
-/// Wraps `router` in the middleware stack: request IDs and logging (outermost, so it sees
-/// every response, including panics), compression, and server-function error statuses.
-pub fn with_middleware(router: Router) -> Router {
+/// Settings for the middleware stack.
+#[derive(Clone, Debug)]
+pub struct HttpSettings {
+    /// Headers, cross-site checks and CORS.
+    pub security: Security,
+    /// Longest time to produce a response (a stream's body may take longer).
+    pub request_timeout: Duration,
+    /// Largest request body.
+    pub max_body_bytes: usize,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        Self {
+            security: Security::default(),
+            request_timeout: Duration::from_secs(30),
+            max_body_bytes: 64 * 1024,
+        }
+    }
+}
+
+impl HttpSettings {
+    /// From configuration.
+    pub fn from_config(config: &crate::config::Config) -> Self {
+        Self {
+            security: Security {
+                allowed_origins: config.http.allowed_origins.clone(),
+                hsts: config.is_production(),
+            },
+            request_timeout: config.http.request_timeout,
+            max_body_bytes: config.http.max_body_bytes,
+        }
+    }
+}
+
+/// Wraps `router` in the middleware stack, outermost first: request IDs, logging and panics
+/// (so it sees every response); security headers (so every response gets them, refusals
+/// included); the cross-site request check; CORS; compression; the response timeout; the body
+/// limit; server-function error statuses.
+pub fn with_middleware(router: Router, settings: &HttpSettings) -> Router {
     router
         .layer(middleware::from_fn(server_fn_error_status))
+        .layer(RequestBodyLimitLayer::new(settings.max_body_bytes))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            settings.request_timeout,
+        ))
         // The fastest level: the default gzip level cuts page throughput roughly tenfold on
         // a 2-core machine for a few percent smaller bodies.
         .layer(CompressionLayer::new().quality(CompressionLevel::Fastest))
+        .layer(crate::security::cors(&settings.security))
+        .layer(middleware::from_fn_with_state(
+            settings.security.clone(),
+            crate::security::cross_site_check,
+        ))
+        .layer(middleware::from_fn_with_state(
+            settings.security.clone(),
+            crate::security::headers,
+        ))
         .layer(middleware::from_fn(request_context))
 }
 
-/// The complete application: routes plus middleware.
+/// The complete application with default settings (development; tests).
 pub fn app(state: AppState, leptos_options: LeptosOptions) -> Router {
-    with_middleware(routes(state, leptos_options))
+    app_with(state, leptos_options, &HttpSettings::default())
+}
+
+/// The complete application: routes plus middleware.
+pub fn app_with(state: AppState, leptos_options: LeptosOptions, settings: &HttpSettings) -> Router {
+    with_middleware(routes(state, leptos_options), settings)
 }
 
 fn valid_request_id(v: &HeaderValue) -> Option<&str> {

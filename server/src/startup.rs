@@ -133,7 +133,11 @@ async fn serve_with(config: &Config, db: &Database, options: LeptosOptions) -> R
         state.changes.clone(),
     ));
     let addr = options.site_addr;
-    let router = crate::http::app(state.clone(), options);
+    let router = crate::http::app_with(
+        state.clone(),
+        options,
+        &crate::http::HttpSettings::from_config(config),
+    );
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| format!("could not listen on {addr}: {e}"))?;

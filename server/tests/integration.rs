@@ -427,7 +427,7 @@ async fn a_panicking_handler_gets_the_error_page_and_the_server_keeps_serving() 
     let routes = server::http::routes(state, support::leptos_options())
         .route("/explode", get(explode))
         .route("/api/explode", get(explode));
-    let app = server::http::with_middleware(routes);
+    let app = server::http::with_middleware(routes, &Default::default());
 
     let res = send(&app, get_req("/explode")).await;
     assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);

@@ -281,8 +281,10 @@ pub fn GenerationCard(initial: GenerationView) -> impl IntoView {
     }
 
     let g = move || state.get();
-    let (w, h) = state.with_untracked(|g| g.format.size());
-    let landscape = w > h;
+    let landscape = state.with_untracked(|g| {
+        let (w, h) = g.format.size();
+        w > h
+    });
     view! {
         <article
             class="generation"
@@ -339,10 +341,11 @@ pub fn GenerationCard(initial: GenerationView) -> impl IntoView {
                                 }
                                 None => {
                                     view! {
+                                        // The shape comes from a class, not a style
+                                        // attribute: the CSP allows no inline styles.
                                         <li
-                                            class="placeholder"
+                                            class=format!("placeholder ratio-{}", g.format.slug())
                                             class:failed=g.status == GenerationStatus::Failed
-                                            style=format!("aspect-ratio: {w} / {h}")
                                         ></li>
                                     }
                                         .into_any()

@@ -1,0 +1,218 @@
+//! Security headers on every kind of response, the cross-site request check, CORS and the
+//! body limit, through the real middleware stack on a real PostgreSQL.
+
+mod support;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use server::http::HttpSettings;
+use server::security::Security;
+use support::{TestDb, form_post, get_req, send, state_for, text};
+
+fn settings(hsts: bool) -> HttpSettings {
+    HttpSettings {
+        security: Security {
+            allowed_origins: vec!["https://partner.example".into()],
+            hsts,
+        },
+        ..HttpSettings::default()
+    }
+}
+
+fn app(db: &TestDb, hsts: bool) -> axum::Router {
+    server::http::app_with(state_for(db), support::leptos_options(), &settings(hsts))
+}
+
+fn assert_common(res: &axum::response::Response, what: &str) {
+    let h = res.headers();
+    assert_eq!(h["x-content-type-options"], "nosniff", "{what}");
+    assert_eq!(
+        h["referrer-policy"], "strict-origin-when-cross-origin",
+        "{what}"
+    );
+    assert!(h.contains_key("permissions-policy"), "{what}");
+    assert_eq!(h["cross-origin-opener-policy"], "same-origin", "{what}");
+    let csp = h["content-security-policy"].to_str().unwrap();
+    assert!(
+        csp.contains("frame-ancestors 'none'") || csp.contains("sandbox"),
+        "{what}: {csp}"
+    );
+    assert!(!csp.contains("unsafe-inline"), "{what}: {csp}");
+}
+
+#[tokio::test]
+async fn every_kind_of_response_carries_the_security_headers() {
+    let db = TestDb::new().await;
+    let state = state_for(&db);
+    let stored = state
+        .media
+        .put(b"\x89PNG fake".to_vec(), app::media::MediaKind::Png)
+        .await
+        .unwrap();
+    let app = server::http::app_with(state, support::leptos_options(), &settings(false));
+
+    // The page: its CSP carries the nonce that is on its scripts.
+    let res = send(&app, get_req("/")).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_common(&res, "page");
+    assert!(
+        !res.headers().contains_key("strict-transport-security"),
+        "no HSTS in development"
+    );
+    let csp = res.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let nonce = csp
+        .split("'nonce-")
+        .nth(1)
+        .and_then(|rest| rest.split('\'').next())
+        .expect("nonce in the page's CSP")
+        .to_owned();
+    let page = text(res).await;
+    assert!(
+        page.contains(&format!("nonce=\"{nonce}\"")),
+        "scripts carry the CSP's nonce"
+    );
+    assert!(
+        !page.contains(" style=\""),
+        "no inline styles under the CSP"
+    );
+
+    // A second page view gets a different nonce.
+    let again = send(&app, get_req("/")).await;
+    assert!(
+        !again.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains(&nonce)
+    );
+
+    for (what, req, status) in [
+        (
+            "server function",
+            form_post("/api/generations/recent", ""),
+            StatusCode::OK,
+        ),
+        (
+            "validation error",
+            form_post(
+                "/api/generations/submit",
+                "prompt=x&style=bold&format=story",
+            ),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        ("health", get_req("/api/health"), StatusCode::OK),
+        ("404 page", get_req("/no/such/page"), StatusCode::NOT_FOUND),
+    ] {
+        let res = send(&app, req).await;
+        assert_eq!(res.status(), status, "{what}");
+        assert_common(&res, what);
+    }
+
+    let res = send(&app, get_req(&format!("/media/{}", stored.key))).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_common(&res, "media");
+    assert_eq!(
+        res.headers()["content-security-policy"],
+        server::security::MEDIA_CSP
+    );
+}
+
+#[tokio::test]
+async fn production_adds_hsts() {
+    let db = TestDb::new().await;
+    let res = send(&app(&db, true), get_req("/api/health")).await;
+    assert_eq!(
+        res.headers()["strict-transport-security"],
+        "max-age=31536000; includeSubDomains"
+    );
+}
+
+fn submit_from(origin: &str, fetch_site: Option<&str>) -> Request<Body> {
+    let mut req = Request::post("/api/generations/submit")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("host", "127.0.0.1:3000")
+        .header("origin", origin);
+    if let Some(site) = fetch_site {
+        req = req.header("sec-fetch-site", site);
+    }
+    req.body(Body::from(
+        "prompt=Cross+site+attempt&style=bold&format=story&variations=1",
+    ))
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_cross_site_post_is_403_and_changes_nothing() {
+    let db = TestDb::new().await;
+    let app = app(&db, false);
+    for (origin, site) in [
+        ("https://evil.example", Some("cross-site")),
+        ("https://evil.example", None),
+        ("null", None),
+    ] {
+        let res = send(&app, submit_from(origin, site)).await;
+        assert_eq!(res.status(), StatusCode::FORBIDDEN, "{origin} {site:?}");
+        assert_common(&res, "refusal");
+        assert_eq!(support::json(res).await["code"], "forbidden");
+    }
+    assert_eq!(db.count("generations").await, 0, "nothing stored");
+
+    // The same request from our own page, or from an allowed origin, goes through.
+    let res = send(
+        &app,
+        submit_from("http://127.0.0.1:3000", Some("same-origin")),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let res = send(
+        &app,
+        submit_from("https://partner.example", Some("cross-site")),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(db.count("generations").await, 2);
+}
+
+fn preflight(origin: &str) -> Request<Body> {
+    Request::options("/api/generations/submit")
+        .header("origin", origin)
+        .header("access-control-request-method", "POST")
+        .body(Body::empty())
+        .unwrap()
+}
+
+#[tokio::test]
+async fn cors_answers_listed_origins_only() {
+    let db = TestDb::new().await;
+    let app = app(&db, false);
+    let res = send(&app, preflight("https://evil.example")).await;
+    assert!(
+        !res.headers().contains_key("access-control-allow-origin"),
+        "an unlisted origin is not allowed"
+    );
+    let res = send(&app, preflight("https://partner.example")).await;
+    assert_eq!(
+        res.headers()["access-control-allow-origin"],
+        "https://partner.example"
+    );
+}
+
+#[tokio::test]
+async fn an_oversized_body_is_413_and_stores_nothing() {
+    let db = TestDb::new().await;
+    let app = app(&db, false);
+    let big = format!(
+        "prompt={}&style=bold&format=story",
+        "a".repeat(HttpSettings::default().max_body_bytes + 1)
+    );
+    // Refused from its declared length, before any of it is read.
+    let mut req = form_post("/api/generations/submit", &big);
+    req.headers_mut()
+        .insert("content-length", big.len().to_string().parse().unwrap());
+    let res = send(&app, req).await;
+    assert_eq!(res.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert_common(&res, "413");
+    assert_eq!(db.count("generations").await, 0);
+}
