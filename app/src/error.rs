@@ -26,6 +26,8 @@ pub enum ErrorCode {
     Forbidden,
     /// The thing asked for does not exist (404).
     NotFound,
+    /// Too many requests; `Retry-After` says when to try again (429).
+    RateLimited,
     /// A dependency (the database, storage) is unavailable right now (503).
     Unavailable,
     /// The browser could not reach the server; never produced by the server.
@@ -42,6 +44,7 @@ impl ErrorCode {
             ErrorCode::BadRequest => 400,
             ErrorCode::Forbidden => 403,
             ErrorCode::NotFound => 404,
+            ErrorCode::RateLimited => 429,
             ErrorCode::Unavailable => 503,
             ErrorCode::Network | ErrorCode::Internal => 500,
         }
@@ -54,6 +57,7 @@ impl ErrorCode {
             ErrorCode::BadRequest => "bad_request",
             ErrorCode::Forbidden => "forbidden",
             ErrorCode::NotFound => "not_found",
+            ErrorCode::RateLimited => "rate_limited",
             ErrorCode::Unavailable => "unavailable",
             ErrorCode::Network => "network",
             ErrorCode::Internal => "internal",

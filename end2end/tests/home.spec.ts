@@ -96,6 +96,27 @@ test.describe('with JavaScript', () => {
     errors.splice(0, errors.length, ...errors.filter((e) => !/ERR_FAILED/.test(e)));
   });
 
+  test('a rate-limited submission says how long to wait', async ({ page }, info) => {
+    // The server's 429, as the rate limiter sends it.
+    await page.route('**/api/generations/submit', (route) =>
+      route.fulfill({
+        status: 429,
+        headers: { 'retry-after': '42', 'content-type': 'application/json' },
+        body: JSON.stringify({
+          code: 'rate_limited',
+          message: 'Too many requests. Please wait 42 s and try again.',
+          fields: [],
+        }),
+      }),
+    );
+    await page.goto('/');
+    await hydrated(page);
+    await page.getByLabel('Prompt', { exact: true }).fill(unique('Limited', info.project.name));
+    await page.getByRole('button', { name: 'Create' }).click();
+    await expect(page.locator('.form-error')).toHaveText('Too many requests. Please wait 42 s and try again.');
+    errors.splice(0, errors.length, ...errors.filter((e) => !/status of 429 /.test(e)));
+  });
+
   test('an invalid prompt shows its message beside the field and is not sent', async ({ page }, info) => {
     const requests: string[] = [];
     page.on('request', (r) => {

@@ -196,6 +196,8 @@ pub struct Config {
     pub create: CreateConfig,
     /// HTTP hardening.
     pub http: HttpConfig,
+    /// Rate limits.
+    pub rate_limits: crate::ratelimit::Limits,
     /// Logging settings.
     pub log: LogConfig,
 }
@@ -418,6 +420,34 @@ impl Config {
             max_body_bytes: positive("MAX_BODY_BYTES", 64 * 1024)?,
         };
 
+        let mut trusted_proxies = Vec::new();
+        for p in get("TRUSTED_PROXIES")
+            .unwrap_or("")
+            .split(',')
+            .map(str::trim)
+        {
+            if p.is_empty() {
+                continue;
+            }
+            trusted_proxies.push(p.parse().map_err(|_| {
+                err(
+                    "TRUSTED_PROXIES",
+                    format!("`{p}` is not an IP address (list each proxy's address)"),
+                )
+            })?);
+        }
+        let per_minute = |var: &'static str, default: usize| -> Result<u32, ConfigError> {
+            let v = positive(var, default)?;
+            u32::try_from(v).map_err(|_| err(var, "too large"))
+        };
+        let rate_limits = crate::ratelimit::Limits {
+            auth_per_minute: per_minute("RATE_LIMIT_AUTH_PER_MINUTE", 5)?,
+            generate_per_minute: per_minute("RATE_LIMIT_GENERATE_PER_MINUTE", 10)?,
+            api_per_minute: per_minute("RATE_LIMIT_API_PER_MINUTE", 100)?,
+            trusted_proxies,
+            max_keys: positive("RATE_LIMIT_MAX_KEYS", 100_000)?,
+        };
+
         let format = match get("LOG_FORMAT") {
             None if production => LogFormat::Json,
             None => LogFormat::Pretty,
@@ -446,6 +476,7 @@ impl Config {
             storage,
             create,
             http,
+            rate_limits,
             log: LogConfig {
                 format,
                 filter: get("RUST_LOG").unwrap_or("info").to_owned(),

@@ -21,6 +21,7 @@ use tower_http::compression::CompressionLayer;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 
+use crate::ratelimit::RateLimits;
 use crate::security::Security;
 use tracing::Instrument;
 
@@ -60,8 +61,10 @@ pub fn routes(state: AppState, leptos_options: LeptosOptions) -> Router {
 }
 
 /// Settings for the middleware stack.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct HttpSettings {
+    /// Rate limiters (shared with the task that prunes them).
+    pub rate_limits: RateLimits,
     /// Headers, cross-site checks and CORS.
     pub security: Security,
     /// Longest time to produce a response (a stream's body may take longer).
@@ -73,6 +76,7 @@ pub struct HttpSettings {
 impl Default for HttpSettings {
     fn default() -> Self {
         Self {
+            rate_limits: RateLimits::new(&crate::ratelimit::Limits::default()),
             security: Security::default(),
             request_timeout: Duration::from_secs(30),
             max_body_bytes: 64 * 1024,
@@ -84,6 +88,7 @@ impl HttpSettings {
     /// From configuration.
     pub fn from_config(config: &crate::config::Config) -> Self {
         Self {
+            rate_limits: RateLimits::new(&config.rate_limits),
             security: Security {
                 allowed_origins: config.http.allowed_origins.clone(),
                 hsts: config.is_production(),
@@ -96,7 +101,7 @@ impl HttpSettings {
 
 /// Wraps `router` in the middleware stack, outermost first: request IDs, logging and panics
 /// (so it sees every response); security headers (so every response gets them, refusals
-/// included); the cross-site request check; CORS; compression; the response timeout; the body
+/// included); rate limits; the cross-site request check; CORS; compression; the response timeout; the body
 /// limit; server-function error statuses.
 pub fn with_middleware(router: Router, settings: &HttpSettings) -> Router {
     router
@@ -113,6 +118,10 @@ pub fn with_middleware(router: Router, settings: &HttpSettings) -> Router {
         .layer(middleware::from_fn_with_state(
             settings.security.clone(),
             crate::security::cross_site_check,
+        ))
+        .layer(middleware::from_fn_with_state(
+            settings.rate_limits.clone(),
+            crate::ratelimit::limit,
         ))
         .layer(middleware::from_fn_with_state(
             settings.security.clone(),

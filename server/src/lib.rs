@@ -9,6 +9,7 @@ pub mod health;
 pub mod http;
 pub mod notify;
 pub mod pg_embedded;
+pub mod ratelimit;
 pub mod security;
 pub mod startup;
 pub mod storage;

@@ -133,11 +133,14 @@ async fn serve_with(config: &Config, db: &Database, options: LeptosOptions) -> R
         state.changes.clone(),
     ));
     let addr = options.site_addr;
-    let router = crate::http::app_with(
-        state.clone(),
-        options,
-        &crate::http::HttpSettings::from_config(config),
+    let settings = crate::http::HttpSettings::from_config(config);
+    let pruner = tokio::spawn(
+        settings
+            .rate_limits
+            .clone()
+            .prune_every(std::time::Duration::from_secs(60)),
     );
+    let router = crate::http::app_with(state.clone(), options, &settings);
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| format!("could not listen on {addr}: {e}"))?;
@@ -169,6 +172,7 @@ async fn serve_with(config: &Config, db: &Database, options: LeptosOptions) -> R
         tracing::error!(error = %e, "the job worker ended abnormally");
     }
     forwarder.abort();
+    pruner.abort();
     served?;
     tracing::info!("shut down cleanly");
     Ok(())

@@ -216,3 +216,44 @@ async fn an_oversized_body_is_413_and_stores_nothing() {
     assert_common(&res, "413");
     assert_eq!(db.count("generations").await, 0);
 }
+
+#[tokio::test]
+async fn the_eleventh_submission_in_a_minute_is_429_with_retry_after() {
+    let db = TestDb::new().await;
+    let app = app(&db, false);
+    let body = "prompt=Rate+limit+check&style=bold&format=story&variations=1";
+    for i in 0..10 {
+        let res = send(&app, form_post("/api/generations/submit", body)).await;
+        assert_eq!(res.status(), StatusCode::OK, "submission {i}");
+    }
+    let res = send(&app, form_post("/api/generations/submit", body)).await;
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_common(&res, "429");
+    let wait: u64 = res.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=6).contains(&wait), "retry-after {wait}");
+    let err = support::json(res).await;
+    assert_eq!(err["code"], "rate_limited");
+    assert!(
+        err["message"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("{wait} s"))
+    );
+    assert_eq!(
+        db.count("generations").await,
+        10,
+        "the refused one stored nothing"
+    );
+    // Other groups and unlimited routes still answer.
+    assert_eq!(
+        send(&app, form_post("/api/generations/recent", ""))
+            .await
+            .status(),
+        StatusCode::OK
+    );
+    assert_eq!(send(&app, get_req("/")).await.status(), StatusCode::OK);
+}
