@@ -6,6 +6,7 @@
 
 #![recursion_limit = "256"]
 
+pub mod accounts;
 pub mod create;
 #[cfg(feature = "ssr")]
 pub mod csp;

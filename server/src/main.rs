@@ -48,6 +48,22 @@ enum Command {
         #[command(subcommand)]
         command: JobsCommand,
     },
+    /// Manage accounts.
+    Users {
+        #[command(subcommand)]
+        command: UsersCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum UsersCommand {
+    /// Put the account with EMAIL on TIER (free, pro or enterprise).
+    SetTier {
+        /// The account's email.
+        email: String,
+        /// free, pro or enterprise.
+        tier: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -111,6 +127,9 @@ fn main() -> std::process::ExitCode {
             Command::Jobs {
                 command: JobsCommand::Retry { id },
             } => server::startup::jobs_retry(config, id).await,
+            Command::Users {
+                command: UsersCommand::SetTier { email, tier },
+            } => server::startup::users_set_tier(config, &email, &tier).await,
         }
     });
     match result {

@@ -288,6 +288,24 @@ pub async fn jobs_retry(config: Config, id: i64) -> Result<(), String> {
     Ok(())
 }
 
+/// `socialcraft users set-tier EMAIL TIER`.
+pub async fn users_set_tier(config: Config, email: &str, tier: &str) -> Result<(), String> {
+    let tier = app::accounts::Tier::from_slug(tier)
+        .ok_or_else(|| format!("`{tier}` is not one of free, pro, enterprise"))?;
+    let found = with_database(&config, |url| async move {
+        let mut conn = connect(&url).await?;
+        app::accounts::service::set_tier(&mut conn, email, tier)
+            .await
+            .map_err(|e| e.to_string())
+    })
+    .await?;
+    if !found {
+        return Err(format!("no account with the email {email}"));
+    }
+    println!("{email} is now on the {} tier", tier.slug());
+    Ok(())
+}
+
 async fn connect(url: &str) -> Result<diesel_async::AsyncPgConnection, String> {
     use diesel_async::AsyncConnection;
     diesel_async::AsyncPgConnection::establish(url)

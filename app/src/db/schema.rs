@@ -56,7 +56,18 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    users (id) {
+        id -> Uuid,
+        email -> Text,
+        password_hash -> Text,
+        tier -> Text,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
 diesel::joinable!(generations -> jobs (job_id));
 diesel::joinable!(images -> generations (generation_id));
 
-diesel::allow_tables_to_appear_in_same_query!(generations, images, jobs,);
+diesel::allow_tables_to_appear_in_same_query!(generations, images, jobs, users,);
