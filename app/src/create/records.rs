@@ -158,12 +158,12 @@ impl ImageRow {
     }
 }
 
-/// Combines a generation, its job's status and last error, and its images.
+/// Combines a generation, its job's status, and its images.
 ///
 /// Returns `None` when the row holds a style or format this build does not know.
 pub fn view(
     g: GenerationRow,
-    job: Option<(String, Option<String>)>,
+    job_status: Option<String>,
     images: &[ImageRow],
 ) -> Option<GenerationView> {
     let (style, format) = (g.style()?, g.format()?);
@@ -173,17 +173,16 @@ pub fn view(
         "failed" => GenerationStatus::Failed,
         _ => GenerationStatus::Queued,
     };
-    let (status, error) = match (stored, job) {
+    let (status, error) = match (stored, job_status) {
         (GenerationStatus::Succeeded, _) => (GenerationStatus::Succeeded, None),
-        (_, Some((job_status, last_error))) => match job_status.as_str() {
+        (_, Some(job_status)) => match job_status.as_str() {
             "dead" => (
                 GenerationStatus::Failed,
                 // The job's own error is technical; the creator gets the handler's sentence,
                 // or a general one when the handler never got to write it.
-                g.error.clone().or_else(|| {
-                    let _ = last_error;
-                    Some("The images could not be made. Please try again.".into())
-                }),
+                g.error
+                    .clone()
+                    .or_else(|| Some("The images could not be made. Please try again.".into())),
             ),
             "queued" => (GenerationStatus::Queued, None),
             "running" => (GenerationStatus::Running, None),
@@ -231,9 +230,9 @@ pub async fn load_views(
         .select(ImageRow::as_select())
         .load(conn)
         .await?;
-    let job_states: Vec<(i64, String, Option<String>)> = jobs::table
+    let job_states: Vec<(i64, String)> = jobs::table
         .filter(jobs::id.eq_any(&job_ids))
-        .select((jobs::id, jobs::status, jobs::last_error))
+        .select((jobs::id, jobs::status))
         .load(conn)
         .await?;
     Ok(rows
@@ -242,8 +241,8 @@ pub async fn load_views(
             let job = g.job_id.and_then(|j| {
                 job_states
                     .iter()
-                    .find(|(id, _, _)| *id == j)
-                    .map(|(_, s, e)| (s.clone(), e.clone()))
+                    .find(|(id, _)| *id == j)
+                    .map(|(_, s)| s.clone())
             });
             let id = g.id;
             let v = view(g, job, &imgs);

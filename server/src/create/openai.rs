@@ -19,9 +19,8 @@ use crate::config::OpenAiSettings;
 /// The longest `Retry-After` we wait inside one attempt; longer waits go back to the queue.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(30);
 
-/// Largest decoded picture we accept (a 4096x4096 RGBA is 64 MiB): stops a hostile or broken
-/// server from making us allocate without bound.
-const MAX_PIXELS: u64 = 4096 * 4096;
+/// Largest side of a decoded picture we accept (a 4096x4096 RGBA is 64 MiB).
+const MAX_SIDE: u32 = 4096;
 
 /// The OpenAI-compatible provider.
 #[derive(Debug, Clone)]
@@ -227,19 +226,19 @@ pub fn decode_reply(bytes: &[u8]) -> Result<RgbaImage, ProviderError> {
     let raw = base64::engine::general_purpose::STANDARD
         .decode(b64.trim())
         .map_err(|e| malformed(format!("base64: {e}")))?;
+    // One decode, under limits: a hostile or broken server cannot make us allocate without
+    // bound.
     let mut reader = image::ImageReader::new(std::io::Cursor::new(&raw))
         .with_guessed_format()
         .map_err(|e| malformed(format!("image: {e}")))?;
     let mut limits = image::Limits::default();
-    limits.max_alloc = Some(MAX_PIXELS * 4);
+    limits.max_image_width = Some(MAX_SIDE);
+    limits.max_image_height = Some(MAX_SIDE);
+    limits.max_alloc = Some(u64::from(MAX_SIDE) * u64::from(MAX_SIDE) * 4);
     reader.limits(limits);
-    let (w, h) = reader
-        .into_dimensions()
+    let decoded = reader
+        .decode()
         .map_err(|e| malformed(format!("image: {e}")))?;
-    if u64::from(w) * u64::from(h) > MAX_PIXELS {
-        return Err(malformed(format!("{w}x{h} is too large")));
-    }
-    let decoded = image::load_from_memory(&raw).map_err(|e| malformed(format!("image: {e}")))?;
     let rgba = decoded.to_rgba8();
     Ok(RgbaImage {
         width: rgba.width(),
