@@ -3,6 +3,27 @@
 //! Scripts run only from our origin or with the per-response nonce Leptos puts on its
 //! hydration scripts; WebAssembly needs `'wasm-unsafe-eval'`; styles come only from our
 //! stylesheet (the UI sets no inline `style` attributes, it uses classes).
+//!
+//! The host's security middleware makes each page's nonce ([`PageNonce`], in the request's
+//! extensions), writes it into the response's policy, and [`provide_page_nonce`] hands the
+//! same value to Leptos for its scripts. One owner of the value, so the header and the
+//! scripts cannot disagree.
+
+use std::sync::Arc;
+
+/// The nonce of the page being rendered for this request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PageNonce(pub Arc<str>);
+
+/// Makes Leptos put this request's [`PageNonce`] on its inline scripts (call it in the
+/// context Leptos renders pages and server functions with).
+pub fn provide_page_nonce() {
+    if let Some(nonce) = leptos::prelude::use_context::<axum::http::request::Parts>()
+        .and_then(|p| p.extensions.get::<PageNonce>().cloned())
+    {
+        leptos::prelude::provide_context(leptos::nonce::Nonce::from_value(nonce.0));
+    }
+}
 
 /// The policy for a page carrying `nonce` (none: responses without inline scripts).
 pub fn policy(nonce: Option<&str>) -> String {

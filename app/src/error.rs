@@ -22,12 +22,20 @@ pub enum ErrorCode {
     Validation,
     /// The request could not be read: missing fields, wrong types, bad encoding (400).
     BadRequest,
+    /// The request needs a signed-in account (401).
+    Unauthorized,
     /// The request is not allowed, e.g. it came from another site (403).
     Forbidden,
     /// The thing asked for does not exist (404).
     NotFound,
+    /// The request body is larger than this route accepts (413).
+    PayloadTooLarge,
+    /// The request's headers are larger than the server accepts (431).
+    HeadersTooLarge,
     /// Too many requests; `Retry-After` says when to try again (429).
     RateLimited,
+    /// The account's tier allowance (generations per day, storage) is used up (429).
+    QuotaExceeded,
     /// A dependency (the database, storage) is unavailable right now (503).
     Unavailable,
     /// The browser could not reach the server; never produced by the server.
@@ -42,9 +50,12 @@ impl ErrorCode {
         match self {
             ErrorCode::Validation => 422,
             ErrorCode::BadRequest => 400,
+            ErrorCode::Unauthorized => 401,
             ErrorCode::Forbidden => 403,
             ErrorCode::NotFound => 404,
-            ErrorCode::RateLimited => 429,
+            ErrorCode::PayloadTooLarge => 413,
+            ErrorCode::HeadersTooLarge => 431,
+            ErrorCode::RateLimited | ErrorCode::QuotaExceeded => 429,
             ErrorCode::Unavailable => 503,
             ErrorCode::Network | ErrorCode::Internal => 500,
         }
@@ -55,9 +66,13 @@ impl ErrorCode {
         match self {
             ErrorCode::Validation => "validation",
             ErrorCode::BadRequest => "bad_request",
+            ErrorCode::Unauthorized => "unauthorized",
             ErrorCode::Forbidden => "forbidden",
             ErrorCode::NotFound => "not_found",
+            ErrorCode::PayloadTooLarge => "payload_too_large",
+            ErrorCode::HeadersTooLarge => "headers_too_large",
             ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::QuotaExceeded => "quota_exceeded",
             ErrorCode::Unavailable => "unavailable",
             ErrorCode::Network => "network",
             ErrorCode::Internal => "internal",

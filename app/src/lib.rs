@@ -31,15 +31,8 @@ pub const OUTPUT_NAME: &str = "socialcraft";
 
 /// The HTML document around the app, rendered on the server only.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
-    // The page's CSP names the nonce Leptos put on this response's hydration scripts.
-    #[cfg(feature = "ssr")]
-    if let (Some(nonce), Some(res)) = (
-        leptos::nonce::use_nonce(),
-        use_context::<leptos_axum::ResponseOptions>(),
-    ) && let Ok(value) = axum::http::HeaderValue::from_str(&csp::policy(Some(&nonce)))
-    {
-        res.insert_header(axum::http::header::CONTENT_SECURITY_POLICY, value);
-    }
+    // The nonce on the hydration scripts is the host's (see `csp`), which its security
+    // middleware also writes into this response's Content-Security-Policy.
     view! {
         <!DOCTYPE html>
         <html lang="en">
@@ -69,6 +62,11 @@ pub fn App() -> impl IntoView {
         }
     });
 
+    // Who is signed in, loaded once per page: the header, the create page and the account
+    // page all read it.
+    let account = Resource::new(|| (), |_| accounts::me());
+    provide_context(accounts::ui::AccountContext(account));
+
     view! {
         <Stylesheet id="leptos" href=format!("/pkg/{OUTPUT_NAME}.css") />
         <Link rel="icon" type_="image/svg+xml" href="/favicon.svg" />
@@ -81,12 +79,16 @@ pub fn App() -> impl IntoView {
                 <A href="/" attr:class="brand">
                     "SocialCraft"
                 </A>
+                <accounts::ui::AccountMenu />
             </header>
             <main>
                 <Routes fallback=|| view! { <NotFound /> }>
                     // Async SSR waits for the data, so the first response is the whole page:
                     // readable with JavaScript off and with no streaming scripts to allow.
                     <Route path=path!("") view=create::ui::CreatePage ssr=SsrMode::Async />
+                    <Route path=path!("signin") view=accounts::ui::SignInPage ssr=SsrMode::Async />
+                    <Route path=path!("signup") view=accounts::ui::SignUpPage ssr=SsrMode::Async />
+                    <Route path=path!("account") view=accounts::ui::AccountPage ssr=SsrMode::Async />
                 </Routes>
             </main>
             <footer class="site-footer">

@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use crate::accounts::auth::Auth;
 use crate::create::moderation::Blocklist;
 use crate::create::service::Changes;
 use crate::db::{DbConn, DbPool};
@@ -37,6 +38,8 @@ pub struct AppState {
     pub create: Arc<CreateSettings>,
     /// Generation changes, for live progress streams.
     pub changes: Changes,
+    /// Sessions, sign-in lockout and tier limits.
+    pub auth: Arc<Auth>,
 }
 
 impl AppState {

@@ -8,6 +8,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use app::accounts::{self, Tier, auth::CurrentUser};
 use app::create::{Format, GenerationStatus, service};
 use server::config::Config;
 use server::pg_embedded::{self, EmbeddedPg};
@@ -43,6 +44,7 @@ async fn run(dir: &std::path::Path, pg: &EmbeddedPg) -> Result<(), String> {
     let config = Config::from_map(&vars).map_err(|e| e.to_string())?;
     let pool = server::db::build_pool(&url, 8, Duration::from_secs(5))?;
     let state = server::startup::build_state(&config, pool)?;
+    let creator = creator(&state).await?;
 
     let prompts = [
         "Summer sale: 30% off all rooftop tours in Lisbon this weekend",
@@ -63,7 +65,7 @@ async fn run(dir: &std::path::Path, pg: &EmbeddedPg) -> Result<(), String> {
         )
         .map_err(|e| format!("{e:?}"))?;
         ids.push(
-            service::submit(&state, valid)
+            service::submit(&state, creator, valid)
                 .await
                 .map_err(|e| e.message)?
                 .id,
@@ -84,7 +86,7 @@ async fn run(dir: &std::path::Path, pg: &EmbeddedPg) -> Result<(), String> {
     loop {
         let mut done = 0;
         for id in &ids {
-            let v = service::view(&state, *id)
+            let v = service::view(&state, creator.id, *id)
                 .await
                 .map_err(|e| e.message)?
                 .ok_or("generation vanished")?;
@@ -111,4 +113,25 @@ async fn run(dir: &std::path::Path, pg: &EmbeddedPg) -> Result<(), String> {
         elapsed.as_secs_f64() * 1000.0 * config.worker.concurrency as f64 / images as f64
     );
     Ok(())
+}
+
+/// A signed-in creator on the enterprise plan, so any `BENCH_GENERATIONS` fits the daily
+/// allowance.
+async fn creator(state: &app::state::AppState) -> Result<CurrentUser, String> {
+    const EMAIL: &str = "bench@example.com";
+    let mut conn = state.conn().await.map_err(|e| e.message)?;
+    let user = accounts::service::create(&mut conn, EMAIL, "correct horse battery")
+        .await
+        .map_err(|e| e.message)?;
+    accounts::service::set_tier(&mut conn, EMAIL, Tier::Enterprise)
+        .await
+        .map_err(|e| e.to_string())?;
+    let user = accounts::service::find(&mut conn, user.id)
+        .await
+        .map_err(|e| e.message)?
+        .ok_or("bench account vanished")?;
+    let issued = accounts::sessions::start(&mut conn, &state.auth, &user, "127.0.0.1", "bench")
+        .await
+        .map_err(|e| e.message)?;
+    Ok(issued.user)
 }

@@ -165,6 +165,8 @@ pub struct HttpConfig {
     pub request_timeout: Duration,
     /// `MAX_BODY_BYTES`: largest request body outside uploads, default 65536.
     pub max_body_bytes: usize,
+    /// `MAX_HEADER_BYTES`: largest total size of a request's headers, default 16384.
+    pub max_header_bytes: usize,
 }
 
 /// Logging settings.
@@ -198,6 +200,11 @@ pub struct Config {
     pub http: HttpConfig,
     /// Rate limits.
     pub rate_limits: crate::ratelimit::Limits,
+    /// Sessions, sign-in lockout and tier allowances: `ACCESS_TOKEN_MINUTES` (15),
+    /// `REFRESH_TOKEN_DAYS` (7), `REFRESH_REUSE_GRACE_SECS` (10), `COOKIE_SECURE` (on except
+    /// in development), `SIGNIN_LOCKOUT_FAILURES` (5) within `SIGNIN_LOCKOUT_MINUTES` (15),
+    /// `TIER_{FREE,PRO,ENTERPRISE}_{API_PER_MINUTE,GENERATIONS_PER_DAY,STORAGE_MB}`.
+    pub auth: app::accounts::auth::AuthSettings,
     /// Logging settings.
     pub log: LogConfig,
 }
@@ -418,6 +425,7 @@ impl Config {
             allowed_origins,
             request_timeout: Duration::from_secs(positive("REQUEST_TIMEOUT_SECS", 30)? as u64),
             max_body_bytes: positive("MAX_BODY_BYTES", 64 * 1024)?,
+            max_header_bytes: positive("MAX_HEADER_BYTES", 16 * 1024)?,
         };
 
         let mut trusted_proxies = Vec::new();
@@ -440,10 +448,66 @@ impl Config {
             let v = positive(var, default)?;
             u32::try_from(v).map_err(|_| err(var, "too large"))
         };
+        let defaults = app::accounts::auth::Plans::default();
+        let tier = |name: &str,
+                    d: app::accounts::auth::TierLimits|
+         -> Result<app::accounts::auth::TierLimits, ConfigError> {
+            // Leaked once per tier at start-up, so error messages can name the variable.
+            let var = |what: &str| -> &'static str {
+                Box::leak(format!("TIER_{name}_{what}").into_boxed_str())
+            };
+            Ok(app::accounts::auth::TierLimits {
+                api_per_minute: per_minute(var("API_PER_MINUTE"), d.api_per_minute as usize)?,
+                generations_per_day: u32::try_from(positive(
+                    var("GENERATIONS_PER_DAY"),
+                    d.generations_per_day as usize,
+                )?)
+                .map_err(|_| err(var("GENERATIONS_PER_DAY"), "too large"))?,
+                storage_bytes: positive(var("STORAGE_MB"), (d.storage_bytes / 1_000_000) as usize)?
+                    as u64
+                    * 1_000_000,
+            })
+        };
+        let plans = app::accounts::auth::Plans {
+            free: tier("FREE", defaults.free)?,
+            pro: tier("PRO", defaults.pro)?,
+            enterprise: tier("ENTERPRISE", defaults.enterprise)?,
+        };
+        let auth = app::accounts::auth::AuthSettings {
+            access_ttl: Duration::from_secs(positive("ACCESS_TOKEN_MINUTES", 15)? as u64 * 60),
+            refresh_ttl: Duration::from_secs(positive("REFRESH_TOKEN_DAYS", 7)? as u64 * 86_400),
+            reuse_grace: Duration::from_secs(parse_num(
+                get("REFRESH_REUSE_GRACE_SECS"),
+                "REFRESH_REUSE_GRACE_SECS",
+                10,
+            )? as u64),
+            secure_cookies: parse_bool(
+                get("COOKIE_SECURE"),
+                "COOKIE_SECURE",
+                env != AppEnv::Development,
+            )?,
+            lockout_failures: per_minute("SIGNIN_LOCKOUT_FAILURES", 5)?,
+            lockout_window: Duration::from_secs(
+                positive("SIGNIN_LOCKOUT_MINUTES", 15)? as u64 * 60,
+            ),
+            plans,
+        };
+        if production && !auth.secure_cookies {
+            return Err(err(
+                "COOKIE_SECURE",
+                "must be on in production (session cookies would travel over plain HTTP)",
+            ));
+        }
         let rate_limits = crate::ratelimit::Limits {
             auth_per_minute: per_minute("RATE_LIMIT_AUTH_PER_MINUTE", 5)?,
             generate_per_minute: per_minute("RATE_LIMIT_GENERATE_PER_MINUTE", 10)?,
             api_per_minute: per_minute("RATE_LIMIT_API_PER_MINUTE", 100)?,
+            upload_per_minute: per_minute("RATE_LIMIT_UPLOAD_PER_MINUTE", 5)?,
+            tier_api_per_minute: [
+                plans.free.api_per_minute,
+                plans.pro.api_per_minute,
+                plans.enterprise.api_per_minute,
+            ],
             trusted_proxies,
             max_keys: positive("RATE_LIMIT_MAX_KEYS", 100_000)?,
         };
@@ -477,6 +541,7 @@ impl Config {
             create,
             http,
             rate_limits,
+            auth,
             log: LogConfig {
                 format,
                 filter: get("RUST_LOG").unwrap_or("info").to_owned(),
@@ -568,6 +633,45 @@ mod tests {
         assert!(c.worker.in_process);
         assert_eq!(c.worker.concurrency, 2);
         assert_eq!(c.worker.lease, Duration::from_secs(30));
+    }
+
+    #[test]
+    fn sessions_and_tiers_are_configurable_and_production_cookies_stay_secure() {
+        let c = Config::from_map(&vars(&[])).unwrap();
+        assert!(
+            !c.auth.secure_cookies,
+            "plain-HTTP development keeps working"
+        );
+        assert_eq!(c.auth.access_ttl, Duration::from_secs(900));
+        assert_eq!(c.auth.refresh_ttl, Duration::from_secs(7 * 86_400));
+        assert_eq!(c.auth.lockout_failures, 5);
+        assert_eq!(c.auth.plans.free.generations_per_day, 50);
+        assert_eq!(c.auth.plans.pro.storage_bytes, 5_000_000_000);
+        assert_eq!(c.rate_limits.tier_api_per_minute, [100, 500, 2000]);
+        assert_eq!(c.rate_limits.upload_per_minute, 5);
+
+        let c = Config::from_map(&vars(&[
+            ("TIER_PRO_API_PER_MINUTE", "750"),
+            ("TIER_FREE_GENERATIONS_PER_DAY", "20"),
+            ("TIER_ENTERPRISE_STORAGE_MB", "100000"),
+            ("APP_ENV", "test"),
+        ]))
+        .unwrap();
+        assert!(c.auth.secure_cookies);
+        assert_eq!(c.rate_limits.tier_api_per_minute, [100, 750, 2000]);
+        assert_eq!(c.auth.plans.free.generations_per_day, 20);
+        assert_eq!(c.auth.plans.enterprise.storage_bytes, 100_000_000_000);
+
+        let e = Config::from_map(&vars(&[("TIER_FREE_GENERATIONS_PER_DAY", "lots")])).unwrap_err();
+        assert_eq!(e.var, "TIER_FREE_GENERATIONS_PER_DAY");
+        let e = Config::from_map(&vars(&[
+            ("APP_ENV", "production"),
+            ("DATABASE_URL", "postgres://u:p@db/app"),
+            ("SECRET_KEY", GOOD_SECRET),
+            ("COOKIE_SECURE", "false"),
+        ]))
+        .unwrap_err();
+        assert_eq!(e.var, "COOKIE_SECURE");
     }
 
     #[test]

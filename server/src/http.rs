@@ -18,7 +18,6 @@ use leptos::prelude::*;
 use leptos_axum::{LeptosRoutes, generate_route_list};
 use tower_http::CompressionLevel;
 use tower_http::compression::CompressionLayer;
-use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 
 use crate::ratelimit::RateLimits;
@@ -35,7 +34,10 @@ const MAX_ERROR_BODY: usize = 64 * 1024;
 pub fn routes(state: AppState, leptos_options: LeptosOptions) -> Router {
     let route_list = generate_route_list(App);
     let context_state = state.clone();
-    let provide_state = move || provide_context(context_state.clone());
+    let provide_state = move || {
+        provide_context(context_state.clone());
+        app::csp::provide_page_nonce();
+    };
 
     let api = Router::new()
         .route("/api/health", get(crate::health::health))
@@ -69,9 +71,14 @@ pub struct HttpSettings {
     pub security: Security,
     /// Longest time to produce a response (a stream's body may take longer).
     pub request_timeout: Duration,
-    /// Largest request body.
+    /// Largest request body (sign-in and sign-up take at most [`AUTH_MAX_BODY_BYTES`]).
     pub max_body_bytes: usize,
+    /// Largest total size of a request's headers.
+    pub max_header_bytes: usize,
 }
+
+/// Largest body of a sign-in, sign-up or refresh request: an email and a password.
+pub const AUTH_MAX_BODY_BYTES: usize = 8 * 1024;
 
 impl Default for HttpSettings {
     fn default() -> Self {
@@ -80,6 +87,7 @@ impl Default for HttpSettings {
             security: Security::default(),
             request_timeout: Duration::from_secs(30),
             max_body_bytes: 64 * 1024,
+            max_header_bytes: 16 * 1024,
         }
     }
 }
@@ -95,18 +103,24 @@ impl HttpSettings {
             },
             request_timeout: config.http.request_timeout,
             max_body_bytes: config.http.max_body_bytes,
+            max_header_bytes: config.http.max_header_bytes,
         }
     }
 }
 
 /// Wraps `router` in the middleware stack, outermost first: request IDs, logging and panics
 /// (so it sees every response); security headers (so every response gets them, refusals
-/// included); rate limits; the cross-site request check; CORS; compression; the response timeout; the body
-/// limit; server-function error statuses.
-pub fn with_middleware(router: Router, settings: &HttpSettings) -> Router {
+/// included); the header size limit; per-IP rate limits (cheap, before any database work);
+/// the session (who is asking; silent refresh); per-user rate limits; the cross-site request
+/// check; CORS; compression; the response timeout; body limits per route group;
+/// server-function error statuses.
+pub fn with_middleware(router: Router, state: &AppState, settings: &HttpSettings) -> Router {
     router
         .layer(middleware::from_fn(server_fn_error_status))
-        .layer(RequestBodyLimitLayer::new(settings.max_body_bytes))
+        .layer(middleware::from_fn_with_state(
+            settings.max_body_bytes,
+            body_limit,
+        ))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
             settings.request_timeout,
@@ -121,7 +135,22 @@ pub fn with_middleware(router: Router, settings: &HttpSettings) -> Router {
         ))
         .layer(middleware::from_fn_with_state(
             settings.rate_limits.clone(),
+            crate::ratelimit::limit_user,
+        ))
+        .layer(middleware::from_fn_with_state(
+            crate::auth::SessionLayer {
+                state: state.clone(),
+                limits: settings.rate_limits.clone(),
+            },
+            crate::auth::session,
+        ))
+        .layer(middleware::from_fn_with_state(
+            settings.rate_limits.clone(),
             crate::ratelimit::limit,
+        ))
+        .layer(middleware::from_fn_with_state(
+            settings.max_header_bytes,
+            header_limit,
         ))
         .layer(middleware::from_fn_with_state(
             settings.security.clone(),
@@ -137,7 +166,62 @@ pub fn app(state: AppState, leptos_options: LeptosOptions) -> Router {
 
 /// The complete application: routes plus middleware.
 pub fn app_with(state: AppState, leptos_options: LeptosOptions, settings: &HttpSettings) -> Router {
-    with_middleware(routes(state, leptos_options), settings)
+    with_middleware(routes(state.clone(), leptos_options), &state, settings)
+}
+
+fn coded(status: StatusCode, code: ErrorCode, message: &str) -> Response {
+    (status, axum::Json(app::error::AppError::new(code, message))).into_response()
+}
+
+/// Refuses requests whose headers add up to more than the limit (431). hyper already caps
+/// a request head at about 400 KB and 100 headers; this keeps what reaches the handlers
+/// (cookies included) to the configured size.
+async fn header_limit(
+    axum::extract::State(max): axum::extract::State<usize>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let size: usize = req
+        .headers()
+        .iter()
+        .map(|(k, v)| k.as_str().len() + v.len() + 4)
+        .sum();
+    if size > max {
+        return coded(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            ErrorCode::HeadersTooLarge,
+            "The request's headers are too large. Clearing this site's cookies may help.",
+        );
+    }
+    next.run(req).await
+}
+
+/// Body limits per route group: sign-in and friends take a few kilobytes, everything else
+/// the configured maximum. A declared length over the limit is refused before reading (413);
+/// a body that turns out longer is cut off at the limit while being read.
+async fn body_limit(
+    axum::extract::State(max): axum::extract::State<usize>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let limit = match crate::ratelimit::Group::of(req.method(), req.uri().path()) {
+        Some(crate::ratelimit::Group::Auth) => AUTH_MAX_BODY_BYTES.min(max),
+        _ => max,
+    };
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return coded(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorCode::PayloadTooLarge,
+            "The request is larger than this endpoint accepts.",
+        );
+    }
+    let req = req.map(|b| Body::new(http_body_util::Limited::new(b, limit)));
+    next.run(req).await
 }
 
 fn valid_request_id(v: &HeaderValue) -> Option<&str> {

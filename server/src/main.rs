@@ -64,6 +64,12 @@ enum UsersCommand {
         /// free, pro or enterprise.
         tier: String,
     },
+    /// End every session of the account with EMAIL (a compromised account): each device
+    /// must sign in again within one access-token lifetime (15 minutes).
+    SignOut {
+        /// The account's email.
+        email: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -130,6 +136,9 @@ fn main() -> std::process::ExitCode {
             Command::Users {
                 command: UsersCommand::SetTier { email, tier },
             } => server::startup::users_set_tier(config, &email, &tier).await,
+            Command::Users {
+                command: UsersCommand::SignOut { email },
+            } => server::startup::users_sign_out(config, &email).await,
         }
     });
     match result {

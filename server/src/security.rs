@@ -1,8 +1,8 @@
 //! Response headers every answer carries, cross-site request checks, and CORS.
 //!
-//! - Pages get a Content-Security-Policy with the nonce Leptos put on its hydration scripts
-//!   (set by `app::shell`); every other response gets the same policy without a nonce, media
-//!   files a sandboxing one. HSTS is sent in production only (development runs on plain
+//! - Every request that may render a page gets a fresh nonce here (`app::csp::PageNonce`,
+//!   handed to Leptos for its inline scripts); HTML responses carry the policy with that
+//!   nonce, every other response the same policy without one, media files a sandboxing one. HSTS is sent in production only (development runs on plain
 //!   HTTP on loopback).
 //! - A state-changing request (anything but GET, HEAD, OPTIONS) from a browser must come from
 //!   our own origin or an allowed one: `Sec-Fetch-Site` decides when the browser sends it,
@@ -37,19 +37,34 @@ fn set_if_absent(headers: &mut HeaderMap, name: HeaderName, value: &'static str)
 
 /// Adds the security headers to every response (after the handler ran, so 404s, errors and
 /// panics get them too).
-pub async fn headers(State(security): State<Security>, req: Request, next: Next) -> Response {
-    let media = req.uri().path().starts_with("/media/");
+pub async fn headers(State(security): State<Security>, mut req: Request, next: Next) -> Response {
+    let path = req.uri().path();
+    let media = path.starts_with("/media/");
+    // Static files and media never render a page: no nonce to make.
+    let nonce = (!media && !path.starts_with("/pkg/"))
+        .then(new_nonce)
+        .flatten();
+    if let Some(n) = &nonce {
+        req.extensions_mut()
+            .insert(app::csp::PageNonce(n.as_str().into()));
+    }
     let mut res = next.run(req).await;
+    let html = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/html"));
     let h = res.headers_mut();
     if media {
         h.insert(
             header::CONTENT_SECURITY_POLICY,
             HeaderValue::from_static(MEDIA_CSP),
         );
-    } else if !h.contains_key(header::CONTENT_SECURITY_POLICY)
-        && let Ok(v) = HeaderValue::from_str(&app::csp::policy(None))
-    {
-        h.insert(header::CONTENT_SECURITY_POLICY, v);
+    } else if !h.contains_key(header::CONTENT_SECURITY_POLICY) {
+        let nonce = nonce.as_deref().filter(|_| html);
+        if let Ok(v) = HeaderValue::from_str(&app::csp::policy(nonce)) {
+            h.insert(header::CONTENT_SECURITY_POLICY, v);
+        }
     }
     set_if_absent(h, header::X_CONTENT_TYPE_OPTIONS, "nosniff");
     set_if_absent(
@@ -76,6 +91,20 @@ pub async fn headers(State(security): State<Security>, req: Request, next: Next)
         );
     }
     res
+}
+
+/// 128 random bits, base64url: a nonce for one response.
+fn new_nonce() -> Option<String> {
+    use base64::Engine;
+    let mut bytes = [0u8; 16];
+    match getrandom::fill(&mut bytes) {
+        Ok(()) => Some(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)),
+        Err(e) => {
+            // Without randomness the page's scripts will not run; the page still renders.
+            tracing::error!(error = %e, "no randomness for a CSP nonce");
+            None
+        }
+    }
 }
 
 /// The origin (`scheme://host[:port]`) the request was addressed to, as far as the `Host`

@@ -140,6 +140,9 @@ async fn serve_with(config: &Config, db: &Database, options: LeptosOptions) -> R
             .clone()
             .prune_every(std::time::Duration::from_secs(60)),
     );
+    let sweeper = tokio::spawn(sweep_sessions(state.clone()));
+    // Sessions ended by any process stop working here at once.
+    let revocations = tokio::spawn(forward_revocations(db.url.clone(), state.auth.clone()));
     let router = crate::http::app_with(state.clone(), options, &settings);
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -173,6 +176,8 @@ async fn serve_with(config: &Config, db: &Database, options: LeptosOptions) -> R
     }
     forwarder.abort();
     pruner.abort();
+    sweeper.abort();
+    revocations.abort();
     served?;
     tracing::info!("shut down cleanly");
     Ok(())
@@ -181,6 +186,42 @@ async fn serve_with(config: &Config, db: &Database, options: LeptosOptions) -> R
 /// Resolves once `rx` says stop (or its sender is gone).
 async fn stopped(mut rx: watch::Receiver<bool>) {
     let _ = rx.wait_for(|stop| *stop).await;
+}
+
+/// Deletes sessions that ended or expired more than a day ago, hourly (their spent refresh
+/// tokens go with them; until then they serve reuse detection).
+async fn sweep_sessions(state: AppState) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
+    loop {
+        tick.tick().await;
+        let Ok(mut conn) = state.conn().await else {
+            continue;
+        };
+        match app::accounts::sessions::delete_stale(
+            &mut conn,
+            std::time::Duration::from_secs(86_400),
+        )
+        .await
+        {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(deleted = n, "stale sessions deleted"),
+            Err(e) => tracing::warn!(error = %e, "could not delete stale sessions"),
+        }
+    }
+}
+
+/// Marks sessions revoked by any process as revoked here, until the task is dropped.
+pub async fn forward_revocations(url: String, auth: std::sync::Arc<app::accounts::auth::Auth>) {
+    crate::notify::listen(
+        url,
+        app::accounts::sessions::REVOKED_CHANNEL,
+        move |payload| {
+            if let Some(id) = payload.and_then(|p| uuid::Uuid::parse_str(p).ok()) {
+                auth.mark_revoked(id);
+            }
+        },
+    )
+    .await;
 }
 
 /// The state server functions and handlers share, built from `config`.
@@ -199,6 +240,10 @@ pub fn build_state(config: &Config, pool: app::db::DbPool) -> Result<AppState, S
             blocklist,
         }),
         changes: Changes::default(),
+        auth: std::sync::Arc::new(app::accounts::auth::Auth::new(
+            config.secret_key.expose(),
+            config.auth.clone(),
+        )),
     })
 }
 
@@ -303,6 +348,30 @@ pub async fn users_set_tier(config: Config, email: &str, tier: &str) -> Result<(
         return Err(format!("no account with the email {email}"));
     }
     println!("{email} is now on the {} tier", tier.slug());
+    Ok(())
+}
+
+/// `socialcraft users sign-out EMAIL`.
+pub async fn users_sign_out(config: Config, email: &str) -> Result<(), String> {
+    let auth = app::accounts::auth::Auth::new(config.secret_key.expose(), config.auth.clone());
+    let ended = with_database(&config, |url| async move {
+        let mut conn = connect(&url).await?;
+        let user = app::accounts::service::find_by_email(&mut conn, email)
+            .await
+            .map_err(|e| e.message)?
+            .ok_or_else(|| format!("no account with the email {email}"))?;
+        app::accounts::sessions::end_all(
+            &mut conn,
+            &auth,
+            user.id,
+            None,
+            app::accounts::sessions::EndReason::SignedOutEverywhere,
+        )
+        .await
+        .map_err(|e| e.message)
+    })
+    .await?;
+    println!("{email}: {ended} session(s) ended");
     Ok(())
 }
 

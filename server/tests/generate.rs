@@ -22,7 +22,7 @@ use server::create::openai::OpenAi;
 use server::create::pipeline::GenerateHandler;
 use server::create::provider::{Builtin, ImageProvider};
 use server::worker::{Worker, WorkerConfig};
-use support::{TestDb, get_req, send, state_for};
+use support::{TestDb, get_req, send, state_for, with_session};
 use tower::ServiceExt;
 use uuid::Uuid;
 
@@ -67,10 +67,10 @@ fn submission(prompt: &str, format: &str, variations: &str) -> Submission {
 }
 
 /// Waits until the generation is final, failing after `secs`.
-async fn wait_final(state: &AppState, id: Uuid, secs: u64) -> GenerationView {
+async fn wait_final(state: &AppState, owner: Uuid, id: Uuid, secs: u64) -> GenerationView {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
     loop {
-        let view = service::view(state, id)
+        let view = service::view(state, owner, id)
             .await
             .expect("view")
             .expect("exists");
@@ -102,8 +102,10 @@ async fn a_submission_becomes_four_images_with_variants_served_from_media() {
     let db = TestDb::new().await;
     let state = state_for(&db);
     let app = server::http::app(state.clone(), support::leptos_options());
+    let session = support::signed_in(&state, "maker@example.com").await;
     let view = service::submit(
         &state,
+        session.user,
         submission("Summer sale on rooftop tours", "instagram_portrait", ""),
     )
     .await
@@ -111,7 +113,7 @@ async fn a_submission_becomes_four_images_with_variants_served_from_media() {
     assert_eq!(view.variations, 4);
 
     let worker = start_worker(&db, &state, vec![Arc::new(Builtin)]);
-    let done = wait_final(&state, view.id, 60).await;
+    let done = wait_final(&state, session.user.id, view.id, 60).await;
     worker.shutdown().await;
 
     assert_eq!(done.status, GenerationStatus::Succeeded, "{done:?}");
@@ -152,8 +154,8 @@ async fn a_submission_becomes_four_images_with_variants_served_from_media() {
     }
     assert_eq!(hashes.len(), 4, "each variation is a different picture");
 
-    // The create page shows the finished images with a srcset over the variants.
-    let page = support::text(send(&app, get_req("/")).await).await;
+    // The create page shows the creator's finished images with a srcset over the variants.
+    let page = support::text(send(&app, with_session(get_req("/"), &session)).await).await;
     assert!(
         page.contains(&done.images[0].medium_url),
         "image on the page"
@@ -165,11 +167,12 @@ async fn a_submission_becomes_four_images_with_variants_served_from_media() {
 async fn a_rerun_job_keeps_stored_variations_and_never_duplicates_them() {
     let db = TestDb::new().await;
     let state = state_for(&db);
-    let view = service::submit(&state, submission("Grand opening", "linkedin", "2"))
+    let owner = support::signed_in(&state, "maker@example.com").await.user;
+    let view = service::submit(&state, owner, submission("Grand opening", "linkedin", "2"))
         .await
         .unwrap();
     let worker = start_worker(&db, &state, vec![Arc::new(Builtin)]);
-    let done = wait_final(&state, view.id, 60).await;
+    let done = wait_final(&state, owner.id, view.id, 60).await;
     worker.shutdown().await;
     assert_eq!(done.status, GenerationStatus::Succeeded);
 
@@ -183,7 +186,7 @@ async fn a_rerun_job_keeps_stored_variations_and_never_duplicates_them() {
     ))
     .await;
     let worker = start_worker(&db, &state, vec![Arc::new(Builtin)]);
-    let again = wait_final(&state, view.id, 60).await;
+    let again = wait_final(&state, owner.id, view.id, 60).await;
     worker.shutdown().await;
     assert_eq!(again.status, GenerationStatus::Succeeded);
     assert_eq!(again.images.len(), 2);
@@ -230,17 +233,19 @@ async fn the_event_stream_reports_queued_running_and_succeeded_with_urls() {
         state.changes.clone(),
     ));
     let app = server::http::app(state.clone(), support::leptos_options());
-    let view = service::submit(&state, submission("Launch day", "story", "3"))
+    let session = support::signed_in(&state, "maker@example.com").await;
+    let view = service::submit(&state, session.user, submission("Launch day", "story", "3"))
         .await
         .unwrap();
 
     let res = app
         .clone()
-        .oneshot(
+        .oneshot(with_session(
             Request::get(format!("/api/generations/{}/events", view.id))
                 .body(Body::empty())
                 .unwrap(),
-        )
+            &session,
+        ))
         .await
         .unwrap();
     assert_eq!(res.status(), StatusCode::OK);
@@ -273,7 +278,11 @@ async fn the_event_stream_reports_queued_running_and_succeeded_with_urls() {
 
     // Unknown and malformed IDs are a 404, not a stream.
     for bad in ["00000000-0000-0000-0000-000000000000", "nope"] {
-        let res = send(&app, get_req(&format!("/api/generations/{bad}/events"))).await;
+        let res = send(
+            &app,
+            with_session(get_req(&format!("/api/generations/{bad}/events")), &session),
+        )
+        .await;
         assert_eq!(res.status(), StatusCode::NOT_FOUND, "{bad}");
     }
 }
@@ -288,14 +297,23 @@ async fn the_event_stream_reports_a_failure_with_its_reason() {
         ..(*state.create).clone()
     });
     let app = server::http::app(state.clone(), support::leptos_options());
-    let view = service::submit(&state, submission("Flash sale", "x_post", "1"))
-        .await
-        .unwrap();
+    let session = support::signed_in(&state, "maker@example.com").await;
+    let view = service::submit(
+        &state,
+        session.user,
+        submission("Flash sale", "x_post", "1"),
+    )
+    .await
+    .unwrap();
     let res = send(
         &app,
-        get_req(&format!("/api/generations/{}/events", view.id)),
+        with_session(
+            get_req(&format!("/api/generations/{}/events", view.id)),
+            &session,
+        ),
     )
     .await;
+    assert_eq!(res.status(), StatusCode::OK);
     let reader = tokio::spawn(read_events(res, 60));
     tokio::time::sleep(Duration::from_millis(300)).await;
     let worker = start_worker(&db, &state, vec![Arc::new(Builtin)]);
@@ -426,11 +444,12 @@ async fn run_openai(
     let state = openai_state(&db);
     let seen = Seen::default();
     let url = image_api(answers, seen.clone()).await;
-    let view = service::submit(&state, submission(prompt, format, "1"))
+    let owner = support::signed_in(&state, "maker@example.com").await.user;
+    let view = service::submit(&state, owner, submission(prompt, format, "1"))
         .await
         .unwrap();
     let worker = start_worker(&db, &state, vec![Arc::new(Builtin), openai(&url, retries)]);
-    let done = wait_final(&state, view.id, 60).await;
+    let done = wait_final(&state, owner.id, view.id, 60).await;
     worker.shutdown().await;
     let calls = seen.calls.lock().unwrap().clone();
     (done, calls, db)
@@ -484,7 +503,12 @@ async fn the_http_provider_dead_letters_after_repeated_500s() {
     assert!(reason.contains("having trouble"), "{reason}");
     // Every job attempt tried twice (one retry within the attempt).
     let attempts = service::GENERATE_MAX_ATTEMPTS as usize;
-    assert_eq!(calls.len(), attempts * 2);
+    let jobs = db.count("jobs").await;
+    assert_eq!(
+        calls.len(),
+        attempts * 2,
+        "calls seen by the stand-in ({jobs} job rows; failure: {reason})"
+    );
     let last_error = last_dead_error(&db).await;
     assert!(
         last_error.contains("500") && last_error.contains("upstream exploded"),

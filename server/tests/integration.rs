@@ -6,7 +6,7 @@ mod support;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use axum::routing::get;
-use support::{TestDb, app_for, form_post, get_req, json, send, text};
+use support::{TestDb, app_for, form_post, get_req, json, send, signed_in, text, with_session};
 
 #[tokio::test]
 async fn health_answers_ok_and_carries_a_request_id() {
@@ -147,13 +147,18 @@ async fn not_ready_while_the_database_is_down_but_still_alive() {
 #[tokio::test]
 async fn a_valid_submission_queues_a_generation_and_its_job_together() {
     let db = TestDb::new().await;
-    let app = app_for(&db);
+    let state = support::state_for(&db);
+    let session = signed_in(&state, "maker@example.com").await;
+    let app = server::http::app(state, support::leptos_options());
 
     let res = send(
         &app,
-        form_post(
-            "/api/generations/submit",
-            "prompt=++Neon+city+at+night++&style=neon&format=story&variations=2",
+        with_session(
+            form_post(
+                "/api/generations/submit",
+                "prompt=++Neon+city+at+night++&style=neon&format=story&variations=2",
+            ),
+            &session,
         ),
     )
     .await;
@@ -169,9 +174,12 @@ async fn a_valid_submission_queues_a_generation_and_its_job_together() {
     // Variations default to four when the form leaves them out.
     let res = send(
         &app,
-        form_post(
-            "/api/generations/submit",
-            "prompt=Coffee+shop+opening&style=retro&format=x_post",
+        with_session(
+            form_post(
+                "/api/generations/submit",
+                "prompt=Coffee+shop+opening&style=retro&format=x_post",
+            ),
+            &session,
         ),
     )
     .await;
@@ -188,8 +196,21 @@ async fn a_valid_submission_queues_a_generation_and_its_job_together() {
         2,
         "each generation points at its own job"
     );
+    assert_eq!(
+        db.count(&format!(
+            "generations WHERE user_id = '{}'",
+            session.user.id
+        ))
+        .await,
+        2,
+        "each generation belongs to its creator"
+    );
 
-    let res = send(&app, form_post("/api/generations/recent", "")).await;
+    let res = send(
+        &app,
+        with_session(form_post("/api/generations/recent", ""), &session),
+    )
+    .await;
     assert_eq!(res.status(), StatusCode::OK);
     let list = json(res).await;
     let prompts: Vec<&str> = list
@@ -203,16 +224,22 @@ async fn a_valid_submission_queues_a_generation_and_its_job_together() {
     let id = list[0]["id"].as_str().unwrap();
     let res = send(
         &app,
-        form_post("/api/generations/status", &format!("id={id}")),
+        with_session(
+            form_post("/api/generations/status", &format!("id={id}")),
+            &session,
+        ),
     )
     .await;
     assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(json(res).await["status"], "queued");
     let res = send(
         &app,
-        form_post(
-            "/api/generations/status",
-            "id=00000000-0000-0000-0000-000000000000",
+        with_session(
+            form_post(
+                "/api/generations/status",
+                "id=00000000-0000-0000-0000-000000000000",
+            ),
+            &session,
         ),
     )
     .await;
@@ -222,12 +249,17 @@ async fn a_valid_submission_queues_a_generation_and_its_job_together() {
 #[tokio::test]
 async fn a_blocked_prompt_names_its_rule_and_stores_nothing() {
     let db = TestDb::new().await;
-    let app = app_for(&db);
+    let state = support::state_for(&db);
+    let session = signed_in(&state, "maker@example.com").await;
+    let app = server::http::app(state, support::leptos_options());
     let res = send(
         &app,
-        form_post(
-            "/api/generations/submit",
-            "prompt=Get+FREE+followers+today&style=bold&format=story",
+        with_session(
+            form_post(
+                "/api/generations/submit",
+                "prompt=Get+FREE+followers+today&style=bold&format=story",
+            ),
+            &session,
         ),
     )
     .await;
@@ -247,7 +279,10 @@ async fn a_blocked_prompt_names_its_rule_and_stores_nothing() {
 #[tokio::test]
 async fn invalid_prompts_are_422_with_field_messages_and_store_nothing() {
     let db = TestDb::new().await;
-    let app = app_for(&db);
+    let state = support::state_for(&db);
+    let session = signed_in(&state, "maker@example.com").await;
+    let app = server::http::app(state, support::leptos_options());
+    let submit = |body: &str| with_session(form_post("/api/generations/submit", body), &session);
 
     for (body, field, code) in [
         ("prompt=hi&style=bold", "prompt", "too_short"),
@@ -274,7 +309,7 @@ async fn invalid_prompts_are_422_with_field_messages_and_store_nothing() {
         } else {
             format!("{body}&format=instagram_square")
         };
-        let res = send(&app, form_post("/api/generations/submit", &body)).await;
+        let res = send(&app, submit(&body)).await;
         assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY, "{body}");
         let err = json(res).await;
         assert_eq!(err["code"], "validation", "{body}: {err}");
@@ -285,20 +320,13 @@ async fn invalid_prompts_are_422_with_field_messages_and_store_nothing() {
     let long = "a".repeat(501);
     let res = send(
         &app,
-        form_post(
-            "/api/generations/submit",
-            &format!("prompt={long}&style=bold&format=story"),
-        ),
+        submit(&format!("prompt={long}&style=bold&format=story")),
     )
     .await;
     assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
 
     // A request that cannot even be read is a 400, not a 500.
-    let res = send(
-        &app,
-        form_post("/api/generations/submit", "style=bold&format=story"),
-    )
-    .await;
+    let res = send(&app, submit("style=bold&format=story")).await;
     assert_eq!(res.status(), StatusCode::BAD_REQUEST);
     assert_eq!(json(res).await["code"], "bad_request");
 
@@ -309,7 +337,9 @@ async fn invalid_prompts_are_422_with_field_messages_and_store_nothing() {
 #[tokio::test]
 async fn without_javascript_an_invalid_post_returns_to_the_form_with_its_message() {
     let db = TestDb::new().await;
-    let app = app_for(&db);
+    let state = support::state_for(&db);
+    let session = signed_in(&state, "maker@example.com").await;
+    let app = server::http::app(state, support::leptos_options());
 
     let req = Request::post("/api/generations/submit")
         .header("content-type", "application/x-www-form-urlencoded")
@@ -317,7 +347,7 @@ async fn without_javascript_an_invalid_post_returns_to_the_form_with_its_message
         .header("referer", "http://127.0.0.1:3000/")
         .body(Body::from("prompt=x&style=bold&format=story&variations=4"))
         .unwrap();
-    let res = send(&app, req).await;
+    let res = send(&app, with_session(req, &session)).await;
     assert_eq!(res.status(), StatusCode::FOUND);
     let location = res.headers()["location"].to_str().unwrap().to_owned();
     assert!(location.contains("__err="), "{location}");
@@ -325,7 +355,7 @@ async fn without_javascript_an_invalid_post_returns_to_the_form_with_its_message
 
     // Following the redirect renders the form with the message beside the field.
     let path = location.trim_start_matches("http://127.0.0.1:3000");
-    let page = text(send(&app, get_req(path)).await).await;
+    let page = text(send(&app, with_session(get_req(path), &session)).await).await;
     assert!(
         page.contains("at least 3 characters"),
         "message missing from the page"
@@ -340,11 +370,11 @@ async fn without_javascript_an_invalid_post_returns_to_the_form_with_its_message
             "prompt=Plain+HTML+works&style=minimal&format=linkedin&variations=1",
         ))
         .unwrap();
-    let res = send(&app, req).await;
+    let res = send(&app, with_session(req, &session)).await;
     assert_eq!(res.status(), StatusCode::FOUND);
     assert_eq!(db.count("generations").await, 1);
     // ...where the queued generation is listed.
-    let page = text(send(&app, get_req("/")).await).await;
+    let page = text(send(&app, with_session(get_req("/"), &session)).await).await;
     assert!(
         page.contains("Plain HTML works"),
         "listed after the redirect"
@@ -354,14 +384,17 @@ async fn without_javascript_an_invalid_post_returns_to_the_form_with_its_message
 #[tokio::test]
 async fn the_home_page_is_server_rendered_with_recent_generations() {
     let db = TestDb::new().await;
-    db.exec(
-        "INSERT INTO generations (prompt, style, format, variations, provider, seed) \
-         VALUES ('Tacos & <b>tequila</b> night', 'bold', 'story', 2, 'builtin', 1)",
-    )
+    let state = support::state_for(&db);
+    let session = signed_in(&state, "maker@example.com").await;
+    db.exec(&format!(
+        "INSERT INTO generations (prompt, style, format, variations, provider, seed, user_id) \
+         VALUES ('Tacos & <b>tequila</b> night', 'bold', 'story', 2, 'builtin', 1, '{}')",
+        session.user.id
+    ))
     .await;
-    let app = app_for(&db);
+    let app = server::http::app(state, support::leptos_options());
 
-    let res = send(&app, get_req("/")).await;
+    let res = send(&app, with_session(get_req("/"), &session)).await;
     assert_eq!(res.status(), StatusCode::OK);
     let page = text(res).await;
     assert!(
@@ -386,6 +419,122 @@ async fn the_home_page_is_server_rendered_with_recent_generations() {
 }
 
 #[tokio::test]
+async fn generations_are_private_to_their_creator_and_creating_needs_an_account() {
+    let db = TestDb::new().await;
+    let state = support::state_for(&db);
+    let ana = signed_in(&state, "ana@example.com").await;
+    let ben = signed_in(&state, "ben@example.com").await;
+    let app = server::http::app(state, support::leptos_options());
+
+    let res = send(
+        &app,
+        with_session(
+            form_post(
+                "/api/generations/submit",
+                "prompt=Ana%27s+private+launch&style=bold&format=story&variations=1",
+            ),
+            &ana,
+        ),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let id = json(res).await["id"].as_str().unwrap().to_owned();
+
+    // Ana sees her own generation everywhere.
+    let res = send(
+        &app,
+        with_session(
+            form_post("/api/generations/status", &format!("id={id}")),
+            &ana,
+        ),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(json(res).await["id"], id.as_str());
+    let res = send(
+        &app,
+        with_session(get_req(&format!("/api/generations/{id}/events")), &ana),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.headers()["content-type"], "text/event-stream");
+    drop(res);
+    let res = send(
+        &app,
+        with_session(form_post("/api/generations/recent", ""), &ana),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let list = json(res).await;
+    assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
+    assert_eq!(list[0]["id"], id.as_str());
+
+    // To Ben it is the same as an id that does not exist.
+    let res = send(
+        &app,
+        with_session(
+            form_post("/api/generations/status", &format!("id={id}")),
+            &ben,
+        ),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    let err = json(res).await;
+    assert_eq!(err["code"], "not_found", "{err}");
+    assert!(
+        !err.to_string().contains("private launch"),
+        "nothing of it leaks: {err}"
+    );
+    let res = send(
+        &app,
+        with_session(get_req(&format!("/api/generations/{id}/events")), &ben),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    assert_eq!(json(res).await["code"], "not_found");
+    let res = send(
+        &app,
+        with_session(form_post("/api/generations/recent", ""), &ben),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(json(res).await, serde_json::json!([]), "not in Ben's list");
+    let page = text(send(&app, with_session(get_req("/"), &ben)).await).await;
+    assert!(!page.contains("private launch"), "not on Ben's page");
+
+    // Signed out: no list, no status, no stream, and submitting stores nothing.
+    let res = send(&app, form_post("/api/generations/recent", "")).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(json(res).await, serde_json::json!([]));
+    let res = send(
+        &app,
+        form_post("/api/generations/status", &format!("id={id}")),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(json(res).await["code"], "unauthorized");
+    let res = send(&app, get_req(&format!("/api/generations/{id}/events"))).await;
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(json(res).await["code"], "unauthorized");
+    let res = send(
+        &app,
+        form_post(
+            "/api/generations/submit",
+            "prompt=Anonymous+attempt&style=bold&format=story&variations=1",
+        ),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(json(res).await["code"], "unauthorized");
+    assert_eq!(
+        db.count("generations").await,
+        1,
+        "nothing stored signed out"
+    );
+    assert_eq!(db.count("jobs").await, 1, "nothing queued signed out");
+}
+
+#[tokio::test]
 async fn unknown_pages_are_a_friendly_404() {
     let db = TestDb::new().await;
     let res = send(&app_for(&db), get_req("/no/such/page")).await;
@@ -396,13 +545,18 @@ async fn unknown_pages_are_a_friendly_404() {
 #[tokio::test]
 async fn server_functions_answer_503_when_the_database_is_down() {
     let db = TestDb::new().await;
-    let app = app_for(&db);
+    let state = support::state_for(&db);
+    let session = signed_in(&state, "maker@example.com").await;
+    let app = server::http::app(state, support::leptos_options());
     db.cut().await;
     let res = send(
         &app,
-        form_post(
-            "/api/generations/submit",
-            "prompt=Still+there%3F&style=bold&format=story",
+        with_session(
+            form_post(
+                "/api/generations/submit",
+                "prompt=Still+there%3F&style=bold&format=story",
+            ),
+            &session,
         ),
     )
     .await;
@@ -424,10 +578,10 @@ async fn a_panicking_handler_gets_the_error_page_and_the_server_keeps_serving() 
     server::telemetry::install_panic_hook();
     let db = TestDb::new().await;
     let state = support::state_for(&db);
-    let routes = server::http::routes(state, support::leptos_options())
+    let routes = server::http::routes(state.clone(), support::leptos_options())
         .route("/explode", get(explode))
         .route("/api/explode", get(explode));
-    let app = server::http::with_middleware(routes, &Default::default());
+    let app = server::http::with_middleware(routes, &state, &Default::default());
 
     let res = send(&app, get_req("/explode")).await;
     assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);

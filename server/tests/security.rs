@@ -7,7 +7,9 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use server::http::HttpSettings;
 use server::security::Security;
-use support::{TestDb, form_post, get_req, send, state_for, text};
+use support::{
+    Session, TestDb, form_post, get_req, send, signed_in, state_for, text, with_session,
+};
 
 fn settings(hsts: bool) -> HttpSettings {
     HttpSettings {
@@ -21,6 +23,14 @@ fn settings(hsts: bool) -> HttpSettings {
 
 fn app(db: &TestDb, hsts: bool) -> axum::Router {
     server::http::app_with(state_for(db), support::leptos_options(), &settings(hsts))
+}
+
+/// The app and a signed-in creator on it.
+async fn app_signed_in(db: &TestDb, hsts: bool) -> (axum::Router, Session) {
+    let state = state_for(db);
+    let session = signed_in(&state, "maker@example.com").await;
+    let app = server::http::app_with(state, support::leptos_options(), &settings(hsts));
+    (app, session)
 }
 
 fn assert_common(res: &axum::response::Response, what: &str) {
@@ -49,10 +59,11 @@ async fn every_kind_of_response_carries_the_security_headers() {
         .put(b"\x89PNG fake".to_vec(), app::media::MediaKind::Png)
         .await
         .unwrap();
+    let session = signed_in(&state, "maker@example.com").await;
     let app = server::http::app_with(state, support::leptos_options(), &settings(false));
 
-    // The page: its CSP carries the nonce that is on its scripts.
-    let res = send(&app, get_req("/")).await;
+    // The page (the studio, signed in): its CSP carries the nonce that is on its scripts.
+    let res = send(&app, with_session(get_req("/"), &session)).await;
     assert_eq!(res.status(), StatusCode::OK);
     assert_common(&res, "page");
     assert!(
@@ -80,7 +91,7 @@ async fn every_kind_of_response_carries_the_security_headers() {
     );
 
     // A second page view gets a different nonce.
-    let again = send(&app, get_req("/")).await;
+    let again = send(&app, with_session(get_req("/"), &session)).await;
     assert!(
         !again.headers()["content-security-policy"]
             .to_str()
@@ -88,19 +99,39 @@ async fn every_kind_of_response_carries_the_security_headers() {
             .contains(&nonce)
     );
 
+    // The signed-out page is under the same policy.
+    let res = send(&app, get_req("/")).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_common(&res, "signed-out page");
+    assert!(
+        !text(res).await.contains(" style=\""),
+        "no inline styles under the CSP"
+    );
+
     for (what, req, status) in [
         (
             "server function",
-            form_post("/api/generations/recent", ""),
+            with_session(form_post("/api/generations/recent", ""), &session),
             StatusCode::OK,
         ),
         (
             "validation error",
-            form_post(
-                "/api/generations/submit",
-                "prompt=x&style=bold&format=story",
+            with_session(
+                form_post(
+                    "/api/generations/submit",
+                    "prompt=x&style=bold&format=story",
+                ),
+                &session,
             ),
             StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            "signed out",
+            form_post(
+                "/api/generations/submit",
+                "prompt=Signed+out&style=bold&format=story",
+            ),
+            StatusCode::UNAUTHORIZED,
         ),
         ("health", get_req("/api/health"), StatusCode::OK),
         ("404 page", get_req("/no/such/page"), StatusCode::NOT_FOUND),
@@ -129,11 +160,14 @@ async fn production_adds_hsts() {
     );
 }
 
-fn submit_from(origin: &str, fetch_site: Option<&str>) -> Request<Body> {
+/// A submission from `origin`, carrying the creator's session cookies (as a browser would
+/// send them to a cross-site form post: SameSite=Lax cookies are not the defence here).
+fn submit_from(session: &Session, origin: &str, fetch_site: Option<&str>) -> Request<Body> {
     let mut req = Request::post("/api/generations/submit")
         .header("content-type", "application/x-www-form-urlencoded")
         .header("host", "127.0.0.1:3000")
-        .header("origin", origin);
+        .header("origin", origin)
+        .header("cookie", session.cookie.as_str());
     if let Some(site) = fetch_site {
         req = req.header("sec-fetch-site", site);
     }
@@ -146,13 +180,13 @@ fn submit_from(origin: &str, fetch_site: Option<&str>) -> Request<Body> {
 #[tokio::test]
 async fn a_cross_site_post_is_403_and_changes_nothing() {
     let db = TestDb::new().await;
-    let app = app(&db, false);
+    let (app, session) = app_signed_in(&db, false).await;
     for (origin, site) in [
         ("https://evil.example", Some("cross-site")),
         ("https://evil.example", None),
         ("null", None),
     ] {
-        let res = send(&app, submit_from(origin, site)).await;
+        let res = send(&app, submit_from(&session, origin, site)).await;
         assert_eq!(res.status(), StatusCode::FORBIDDEN, "{origin} {site:?}");
         assert_common(&res, "refusal");
         assert_eq!(support::json(res).await["code"], "forbidden");
@@ -162,13 +196,13 @@ async fn a_cross_site_post_is_403_and_changes_nothing() {
     // The same request from our own page, or from an allowed origin, goes through.
     let res = send(
         &app,
-        submit_from("http://127.0.0.1:3000", Some("same-origin")),
+        submit_from(&session, "http://127.0.0.1:3000", Some("same-origin")),
     )
     .await;
     assert_eq!(res.status(), StatusCode::OK);
     let res = send(
         &app,
-        submit_from("https://partner.example", Some("cross-site")),
+        submit_from(&session, "https://partner.example", Some("cross-site")),
     )
     .await;
     assert_eq!(res.status(), StatusCode::OK);
@@ -202,31 +236,33 @@ async fn cors_answers_listed_origins_only() {
 #[tokio::test]
 async fn an_oversized_body_is_413_and_stores_nothing() {
     let db = TestDb::new().await;
-    let app = app(&db, false);
+    let (app, session) = app_signed_in(&db, false).await;
     let big = format!(
         "prompt={}&style=bold&format=story",
         "a".repeat(HttpSettings::default().max_body_bytes + 1)
     );
     // Refused from its declared length, before any of it is read.
-    let mut req = form_post("/api/generations/submit", &big);
+    let mut req = with_session(form_post("/api/generations/submit", &big), &session);
     req.headers_mut()
         .insert("content-length", big.len().to_string().parse().unwrap());
     let res = send(&app, req).await;
     assert_eq!(res.status(), StatusCode::PAYLOAD_TOO_LARGE);
     assert_common(&res, "413");
+    assert_eq!(support::json(res).await["code"], "payload_too_large");
     assert_eq!(db.count("generations").await, 0);
 }
 
 #[tokio::test]
 async fn the_eleventh_submission_in_a_minute_is_429_with_retry_after() {
     let db = TestDb::new().await;
-    let app = app(&db, false);
+    let (app, session) = app_signed_in(&db, false).await;
     let body = "prompt=Rate+limit+check&style=bold&format=story&variations=1";
+    let submit = || with_session(form_post("/api/generations/submit", body), &session);
     for i in 0..10 {
-        let res = send(&app, form_post("/api/generations/submit", body)).await;
+        let res = send(&app, submit()).await;
         assert_eq!(res.status(), StatusCode::OK, "submission {i}");
     }
-    let res = send(&app, form_post("/api/generations/submit", body)).await;
+    let res = send(&app, submit()).await;
     assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
     assert_common(&res, "429");
     let wait: u64 = res.headers()["retry-after"]
@@ -250,10 +286,18 @@ async fn the_eleventh_submission_in_a_minute_is_429_with_retry_after() {
     );
     // Other groups and unlimited routes still answer.
     assert_eq!(
-        send(&app, form_post("/api/generations/recent", ""))
+        send(
+            &app,
+            with_session(form_post("/api/generations/recent", ""), &session)
+        )
+        .await
+        .status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        send(&app, with_session(get_req("/"), &session))
             .await
             .status(),
         StatusCode::OK
     );
-    assert_eq!(send(&app, get_req("/")).await.status(), StatusCode::OK);
 }

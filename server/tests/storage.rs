@@ -119,9 +119,11 @@ async fn generations_store_into_s3_and_are_served_from_it() {
     let mut state = support::state_for(&db);
     state.media = server::storage::media_store(&s3_config(&s3.endpoint, SECRET_KEY)).unwrap();
     let app = server::http::app(state.clone(), support::leptos_options());
+    let owner = support::signed_in(&state, "ana@example.com").await.user;
 
     let view = service::submit(
         &state,
+        owner,
         app::create::validate_submission("Stored in a bucket", "neon", "youtube_thumbnail", "1")
             .unwrap(),
     )
@@ -146,7 +148,10 @@ async fn generations_store_into_s3_and_are_served_from_it() {
     );
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     let done = loop {
-        let v = service::view(&state, view.id).await.unwrap().unwrap();
+        let v = service::view(&state, owner.id, view.id)
+            .await
+            .unwrap()
+            .unwrap();
         if v.status.is_final() {
             break v;
         }

@@ -1,17 +1,35 @@
 //! Accounts: who a creator is, how they prove it, and which tier they are on.
 //!
-//! Built so far: the account rules shared with the browser ([`validation`]), argon2id
-//! password hashing (`passwords`), and the account records (`service`) with the operator's
-//! `socialcraft users set-tier`. Sign-in sessions (tokens, cookies) and the pages come next.
+//! What lives where:
+//! - [`validation`]: email and password rules, shared with the browser.
+//! - [`ui`]: the sign-up, sign-in and account pages, and the header's account menu.
+//! - Server only: `passwords` (argon2id), `tokens` (the JWT access token and the refresh
+//!   token), `sessions` (rotation and reuse detection), `auth` (cookies, the request's
+//!   signed-in user, sign-in lockout, tier limits), `quota` (daily generations, storage),
+//!   `service` (what the server functions below call).
+//! - The host's session middleware (silent refresh) is `server::auth`.
 
+pub mod ui;
 pub mod validation;
 
 #[cfg(feature = "ssr")]
+pub mod auth;
+#[cfg(feature = "ssr")]
 pub mod passwords;
 #[cfg(feature = "ssr")]
+pub mod quota;
+#[cfg(feature = "ssr")]
 pub mod service;
+#[cfg(feature = "ssr")]
+pub mod sessions;
+#[cfg(feature = "ssr")]
+pub mod tokens;
 
+use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::error::AppError;
 
 /// What an account may use (its limits come from configuration).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -42,4 +60,128 @@ impl Tier {
     pub fn from_slug(slug: &str) -> Option<Tier> {
         Tier::ALL.into_iter().find(|t| t.slug() == slug)
     }
+
+    /// The plan's name for people.
+    pub fn label(self) -> &'static str {
+        match self {
+            Tier::Free => "Free",
+            Tier::Pro => "Pro",
+            Tier::Enterprise => "Enterprise",
+        }
+    }
+}
+
+/// The signed-in account as its owner sees it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Account {
+    /// Email address.
+    pub email: String,
+    /// Plan.
+    pub tier: Tier,
+    /// Requests per minute the plan allows.
+    pub api_per_minute: u32,
+    /// Generations per 24 hours the plan allows.
+    pub generations_per_day: u32,
+    /// Generations in the last 24 hours.
+    pub generations_today: u64,
+    /// Bytes of uploads the plan allows.
+    pub storage_bytes: u64,
+    /// Bytes of uploads held.
+    pub storage_used: u64,
+}
+
+/// One signed-in device.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionView {
+    /// Identifier (for revoking it).
+    pub id: Uuid,
+    /// Whether this is the browser asking.
+    pub current: bool,
+    /// The browser it was started from.
+    pub user_agent: String,
+    /// The address it was started from.
+    pub ip: String,
+    /// When it signed in, formatted on the server (`2026-11-22 10:15 UTC`), so the browser
+    /// bundle needs no date formatting.
+    pub since: String,
+}
+
+/// Creates an account and signs it in. Bad input is a 422 naming each field.
+#[server(endpoint = "auth/sign_up")]
+pub async fn sign_up(email: String, password: String) -> Result<(), AppError> {
+    let state = crate::state::AppState::from_context()?;
+    service::sign_up(&state, &email, &password).await?;
+    leptos_axum::redirect("/");
+    Ok(())
+}
+
+/// Signs in. Every failure is the same 422; the sixth failure in 15 minutes for one email
+/// is a 429.
+#[server(endpoint = "auth/sign_in")]
+pub async fn sign_in(email: String, password: String) -> Result<(), AppError> {
+    let state = crate::state::AppState::from_context()?;
+    service::sign_in(&state, &email, &password).await?;
+    leptos_axum::redirect("/");
+    Ok(())
+}
+
+/// Exchanges the refresh cookie for new tokens (browsers never need to call it).
+#[server(endpoint = "auth/refresh")]
+pub async fn refresh_session() -> Result<(), AppError> {
+    let state = crate::state::AppState::from_context()?;
+    service::refresh(&state).await
+}
+
+/// The signed-in account, or `None`.
+#[server(endpoint = "account/me")]
+pub async fn me() -> Result<Option<Account>, AppError> {
+    let state = crate::state::AppState::from_context()?;
+    service::me(&state).await
+}
+
+/// Signs this browser out.
+#[server(endpoint = "account/sign_out")]
+pub async fn sign_out() -> Result<(), AppError> {
+    let state = crate::state::AppState::from_context()?;
+    service::sign_out(&state).await?;
+    leptos_axum::redirect("/");
+    Ok(())
+}
+
+/// Signs out every device, this one included.
+#[server(endpoint = "account/sign_out_everywhere")]
+pub async fn sign_out_everywhere() -> Result<(), AppError> {
+    let state = crate::state::AppState::from_context()?;
+    service::sign_out_everywhere(&state).await?;
+    leptos_axum::redirect("/");
+    Ok(())
+}
+
+/// Changes the password and signs out every other device; returns how many were signed out.
+#[server(endpoint = "account/change_password")]
+pub async fn change_password(
+    current_password: String,
+    new_password: String,
+) -> Result<usize, AppError> {
+    let state = crate::state::AppState::from_context()?;
+    let ended = service::change_password(&state, &current_password, &new_password).await?;
+    // A plain form post lands back on the account page with the outcome to show.
+    leptos_axum::redirect(&format!("/account?password_changed={ended}"));
+    Ok(ended)
+}
+
+/// The signed-in user's devices.
+#[server(endpoint = "account/sessions")]
+pub async fn list_sessions() -> Result<Vec<SessionView>, AppError> {
+    let state = crate::state::AppState::from_context()?;
+    service::list_sessions(&state).await
+}
+
+/// Signs one device out.
+#[server(endpoint = "account/revoke_session")]
+pub async fn revoke_session(id: Uuid) -> Result<(), AppError> {
+    let state = crate::state::AppState::from_context()?;
+    service::revoke_session(&state, id).await?;
+    leptos_axum::redirect("/account");
+    Ok(())
 }

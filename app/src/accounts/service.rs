@@ -1,15 +1,20 @@
-//! Account records. Only compiled with `ssr`.
+//! Accounts: the records, and what the account server functions call. Only compiled with
+//! `ssr`.
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
-use super::Tier;
+use super::auth;
 use super::passwords;
+use super::quota;
+use super::sessions::{self, EndReason, Refreshed};
 use super::validation::{validate_email, validate_new_password};
+use super::{Account, SessionView, Tier};
 use crate::db::schema::users;
-use crate::error::{AppError, FieldError};
+use crate::error::{AppError, ErrorCode, FieldError};
+use crate::state::AppState;
 
 /// An account as the server sees it (never sent to a browser: it holds the hash).
 #[derive(Clone, Debug, Queryable, Selectable)]
@@ -135,4 +140,251 @@ pub async fn set_tier(conn: &mut AsyncPgConnection, email: &str, tier: Tier) -> 
         .execute(conn)
         .await?;
     Ok(n == 1)
+}
+
+/// The account with `id`.
+pub async fn find(conn: &mut AsyncPgConnection, id: Uuid) -> Result<Option<UserRow>, AppError> {
+    users::table
+        .find(id)
+        .select(UserRow::as_select())
+        .first(conn)
+        .await
+        .optional()
+        .map_err(|e| crate::db::query_failed("find user", e))
+}
+
+/// The account with `email` (any letter case).
+pub async fn find_by_email(
+    conn: &mut AsyncPgConnection,
+    email: &str,
+) -> Result<Option<UserRow>, AppError> {
+    users::table
+        .filter(users::email.eq(email.trim().to_lowercase()))
+        .select(UserRow::as_select())
+        .first(conn)
+        .await
+        .optional()
+        .map_err(|e| crate::db::query_failed("find user", e))
+}
+
+fn locked_out(wait: std::time::Duration) -> AppError {
+    let minutes = wait.as_secs().div_ceil(60).max(1);
+    AppError::new(
+        ErrorCode::RateLimited,
+        format!(
+            "Too many failed sign-ins for this account. Try again in {minutes} minute{}.",
+            if minutes == 1 { "" } else { "s" }
+        ),
+    )
+}
+
+/// Starts a session for `user` and puts its tokens in the response's cookies.
+async fn start_session(
+    state: &AppState,
+    conn: &mut AsyncPgConnection,
+    user: &UserRow,
+) -> Result<(), AppError> {
+    let (ip, ua) = auth::client_details();
+    let issued = sessions::start(conn, &state.auth, user, &ip, &ua).await?;
+    auth::set_response_cookies(
+        &state
+            .auth
+            .settings
+            .session_cookies(&issued.access, &issued.refresh),
+    );
+    Ok(())
+}
+
+/// Sign-up: creates the account and signs it in.
+pub async fn sign_up(state: &AppState, email: &str, password: &str) -> Result<(), AppError> {
+    let mut conn = state.conn().await?;
+    let user = create(&mut conn, email, password).await?;
+    tracing::info!(user_id = %user.id, "account created");
+    start_session(state, &mut conn, &user).await
+}
+
+/// Sign-in. Five failures within the window lock the email (existing or not) until the
+/// oldest ages out; a success clears its count.
+pub async fn sign_in(state: &AppState, email: &str, password: &str) -> Result<(), AppError> {
+    let key = email.trim().to_lowercase();
+    state.auth.check_lockout(&key).map_err(locked_out)?;
+    let mut conn = state.conn().await?;
+    match authenticate(&mut conn, email, password).await {
+        Ok(user) => {
+            state.auth.clear_failures(&key);
+            start_session(state, &mut conn, &user).await
+        }
+        Err(e) if e.code == ErrorCode::Validation => {
+            state.auth.record_failure(&key);
+            tracing::info!("sign-in failed");
+            Err(e)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Ends this browser's session (if any) and clears its cookies. Always succeeds: signing
+/// out twice is not an error.
+pub async fn sign_out(state: &AppState) -> Result<(), AppError> {
+    if let Some(user) = auth::current_user() {
+        let mut conn = state.conn().await?;
+        sessions::end(
+            &mut conn,
+            &state.auth,
+            user.id,
+            user.session_id,
+            EndReason::SignedOut,
+        )
+        .await?;
+    }
+    auth::set_response_cookies(&state.auth.settings.clearing_cookies());
+    Ok(())
+}
+
+/// Ends every session of the signed-in user, this one included.
+pub async fn sign_out_everywhere(state: &AppState) -> Result<usize, AppError> {
+    let user = auth::require_user()?;
+    let mut conn = state.conn().await?;
+    let n = sessions::end_all(
+        &mut conn,
+        &state.auth,
+        user.id,
+        None,
+        EndReason::SignedOutEverywhere,
+    )
+    .await?;
+    auth::set_response_cookies(&state.auth.settings.clearing_cookies());
+    Ok(n)
+}
+
+/// Changes the signed-in user's password after checking the current one, and ends every
+/// other session (this one stays signed in). Wrong current passwords count towards the
+/// account's sign-in lockout, so a borrowed session cannot be used to guess it.
+pub async fn change_password(
+    state: &AppState,
+    current_password: &str,
+    new_password: &str,
+) -> Result<usize, AppError> {
+    let me = auth::require_user()?;
+    let mut conn = state.conn().await?;
+    let user = find(&mut conn, me.id)
+        .await?
+        .ok_or_else(|| AppError::new(ErrorCode::Unauthorized, "Sign in to continue."))?;
+    state.auth.check_lockout(&user.email).map_err(locked_out)?;
+    if let Err(mut e) = validate_new_password(new_password, &user.email) {
+        e.field = "new_password".to_owned();
+        return Err(AppError::validation(vec![e]));
+    }
+    let (current, hash) = (current_password.to_owned(), user.password_hash.clone());
+    if !blocking(move || passwords::verify(&current, &hash)).await? {
+        state.auth.record_failure(&user.email);
+        return Err(AppError::validation(vec![FieldError::new(
+            "current_password",
+            "wrong_password",
+            "That is not your current password.",
+        )]));
+    }
+    let new = new_password.to_owned();
+    let new_hash = blocking(move || passwords::hash(&new))
+        .await?
+        .map_err(|e| {
+            tracing::error!(error = %e, "could not hash a password");
+            AppError::internal()
+        })?;
+    diesel::update(users::table.find(user.id))
+        .set((
+            users::password_hash.eq(&new_hash),
+            users::updated_at.eq(diesel::dsl::sql::<diesel::sql_types::Timestamptz>("now()")),
+        ))
+        .execute(&mut conn)
+        .await
+        .map_err(|e| crate::db::query_failed("change password", e))?;
+    let ended = sessions::end_all(
+        &mut conn,
+        &state.auth,
+        user.id,
+        Some(me.session_id),
+        EndReason::PasswordChanged,
+    )
+    .await?;
+    tracing::info!(user_id = %user.id, other_sessions_ended = ended, "password changed");
+    Ok(ended)
+}
+
+/// The signed-in account, with its plan and what it has used.
+pub async fn me(state: &AppState) -> Result<Option<Account>, AppError> {
+    let Some(me) = auth::current_user() else {
+        return Ok(None);
+    };
+    let mut conn = state.conn().await?;
+    let Some(user) = find(&mut conn, me.id).await? else {
+        return Ok(None);
+    };
+    let tier = Tier::from_slug(&user.tier).unwrap_or(Tier::Free);
+    let limits = state.auth.settings.plans.of(tier);
+    let now = chrono::Utc::now();
+    Ok(Some(Account {
+        email: user.email,
+        tier,
+        api_per_minute: limits.api_per_minute,
+        generations_per_day: limits.generations_per_day,
+        generations_today: quota::generations_today(&mut conn, me.id, now).await?,
+        storage_bytes: limits.storage_bytes,
+        storage_used: quota::storage_used(&mut conn, me.id).await?,
+    }))
+}
+
+/// The signed-in user's live sessions, this one marked.
+pub async fn list_sessions(state: &AppState) -> Result<Vec<SessionView>, AppError> {
+    let me = auth::require_user()?;
+    let mut conn = state.conn().await?;
+    Ok(sessions::list(&mut conn, me.id)
+        .await?
+        .into_iter()
+        .map(|s| SessionView {
+            id: s.id,
+            current: s.id == me.session_id,
+            user_agent: s.user_agent,
+            ip: s.ip,
+            since: s.created_at.format("%Y-%m-%d %H:%M UTC").to_string(),
+        })
+        .collect())
+}
+
+/// Ends one of the signed-in user's sessions; another user's id is "not found".
+pub async fn revoke_session(state: &AppState, id: Uuid) -> Result<(), AppError> {
+    let me = auth::require_user()?;
+    let mut conn = state.conn().await?;
+    if !sessions::end(&mut conn, &state.auth, me.id, id, EndReason::Revoked).await? {
+        return Err(AppError::not_found("No such session."));
+    }
+    if id == me.session_id {
+        auth::set_response_cookies(&state.auth.settings.clearing_cookies());
+    }
+    Ok(())
+}
+
+/// Exchanges the refresh cookie for new tokens (for API clients; browsers are refreshed
+/// silently by the host's middleware). A spent, unknown or ended token signs the browser out.
+pub async fn refresh(state: &AppState) -> Result<(), AppError> {
+    let settings = &state.auth.settings;
+    let signed_out = || {
+        auth::set_response_cookies(&settings.clearing_cookies());
+        AppError::new(
+            ErrorCode::Unauthorized,
+            "Your session has ended. Please sign in again.",
+        )
+    };
+    let Some(token) = auth::refresh_cookie_value(settings) else {
+        return Err(signed_out());
+    };
+    let mut conn = state.conn().await?;
+    match sessions::refresh(&mut conn, &state.auth, &token).await? {
+        Refreshed::Rotated(issued) => {
+            auth::set_response_cookies(&settings.session_cookies(&issued.access, &issued.refresh));
+            Ok(())
+        }
+        Refreshed::Grace(_) => Ok(()),
+        Refreshed::Reused { .. } | Refreshed::Invalid => Err(signed_out()),
+    }
 }

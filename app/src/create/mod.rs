@@ -132,6 +132,7 @@ pub async fn submit_generation(
     format: String,
     variations: Option<String>,
 ) -> Result<GenerationView, AppError> {
+    let user = crate::accounts::auth::require_user()?;
     let valid = validate_submission(
         &prompt,
         &style,
@@ -140,21 +141,26 @@ pub async fn submit_generation(
     )
     .map_err(AppError::validation)?;
     let state = crate::state::AppState::from_context()?;
-    service::submit(&state, valid).await
+    service::submit(&state, user, valid).await
 }
 
-/// One generation, for the page's polling fallback when the live stream breaks.
+/// One of the signed-in creator's generations, for the page's polling fallback when the live
+/// stream breaks. Somebody else's is 404, like one that does not exist.
 #[server(endpoint = "generations/status")]
 pub async fn get_generation(id: Uuid) -> Result<GenerationView, AppError> {
+    let user = crate::accounts::auth::require_user()?;
     let state = crate::state::AppState::from_context()?;
-    service::view(&state, id)
+    service::view(&state, user.id, id)
         .await?
         .ok_or_else(|| AppError::not_found("No such generation."))
 }
 
-/// The most recent generations, newest first.
+/// The signed-in creator's most recent generations, newest first (none when signed out).
 #[server(endpoint = "generations/recent")]
 pub async fn recent_generations() -> Result<Vec<GenerationView>, AppError> {
+    let Some(user) = crate::accounts::auth::current_user() else {
+        return Ok(Vec::new());
+    };
     let state = crate::state::AppState::from_context()?;
-    service::recent(&state, RECENT_LIMIT).await
+    service::recent(&state, user.id, RECENT_LIMIT).await
 }

@@ -264,6 +264,21 @@ pub async fn find(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Option<
         .optional()
 }
 
+/// One generation row if it belongs to `owner`.
+pub async fn find_owned(
+    conn: &mut AsyncPgConnection,
+    owner: Uuid,
+    id: Uuid,
+) -> QueryResult<Option<GenerationRow>> {
+    generations::table
+        .find(id)
+        .filter(generations::user_id.eq(owner))
+        .select(GenerationRow::as_select())
+        .first(conn)
+        .await
+        .optional()
+}
+
 /// The images already stored for a generation.
 pub async fn images_of(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Vec<ImageRow>> {
     images::table

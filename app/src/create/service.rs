@@ -6,6 +6,8 @@ use uuid::Uuid;
 
 use super::records::{self, GenerationRow};
 use super::{GENERATE_JOB, GenerationView, Submission};
+use crate::accounts::auth::CurrentUser;
+use crate::accounts::quota;
 use crate::db::schema::generations;
 use crate::error::{AppError, FieldError};
 use crate::state::AppState;
@@ -22,6 +24,7 @@ struct NewGeneration<'a> {
     variations: i32,
     provider: &'a str,
     seed: i64,
+    user_id: Uuid,
 }
 
 /// A random base seed: each submission looks different, and the stored seed reproduces it.
@@ -33,9 +36,13 @@ fn random_seed() -> i64 {
     i64::from_le_bytes(eight) & i64::MAX
 }
 
-/// Checks the prompt against the blocklist, then stores the generation and queues its job in
-/// one transaction: either both exist or neither does.
-pub async fn submit(state: &AppState, valid: Submission) -> Result<GenerationView, AppError> {
+/// Checks the prompt against the blocklist and the creator's daily allowance, then stores the
+/// generation and queues its job in one transaction: either both exist or neither does.
+pub async fn submit(
+    state: &AppState,
+    user: CurrentUser,
+    valid: Submission,
+) -> Result<GenerationView, AppError> {
     if let Err(blocked) = state.create.blocklist.check(&valid.prompt) {
         tracing::info!(rule = %blocked.rule, "prompt blocked by moderation");
         return Err(AppError::validation(vec![FieldError::new(
@@ -46,8 +53,12 @@ pub async fn submit(state: &AppState, valid: Submission) -> Result<GenerationVie
     }
     let provider = state.create.provider.as_str();
     let mut conn = state.conn().await?;
+    let limits = state.auth.settings.plans.of(user.tier);
     let row: GenerationRow = conn
-        .transaction::<_, diesel::result::Error, _>(async |conn| {
+        .transaction::<_, AppError, _>(async |conn| {
+            quota::lock_user(conn, user.id).await?;
+            quota::check_generations(conn, user.id, limits, chrono::Utc::now()).await?;
+            let failed = |e| crate::db::query_failed("submit generation", e);
             let row: GenerationRow = diesel::insert_into(generations::table)
                 .values(NewGeneration {
                     prompt: &valid.prompt,
@@ -56,23 +67,27 @@ pub async fn submit(state: &AppState, valid: Submission) -> Result<GenerationVie
                     variations: i32::from(valid.variations),
                     provider,
                     seed: random_seed(),
+                    user_id: user.id,
                 })
                 .returning(GenerationRow::as_returning())
                 .get_result(conn)
-                .await?;
+                .await
+                .map_err(failed)?;
             let payload = serde_json::json!({ "generation_id": row.id });
-            let job =
-                crate::jobs::enqueue(conn, GENERATE_JOB, &payload, GENERATE_MAX_ATTEMPTS).await?;
+            let job = crate::jobs::enqueue(conn, GENERATE_JOB, &payload, GENERATE_MAX_ATTEMPTS)
+                .await
+                .map_err(failed)?;
             diesel::update(generations::table.find(row.id))
                 .set(generations::job_id.eq(job))
                 .returning(GenerationRow::as_returning())
                 .get_result(conn)
                 .await
+                .map_err(failed)
         })
-        .await
-        .map_err(|e| crate::db::query_failed("submit generation", e))?;
+        .await?;
     tracing::info!(
         generation_id = %row.id,
+        user_id = %user.id,
         style = %row.style,
         format = %row.format,
         variations = row.variations,
@@ -85,10 +100,15 @@ pub async fn submit(state: &AppState, valid: Submission) -> Result<GenerationVie
     views.pop().ok_or_else(AppError::internal)
 }
 
-/// One generation as the page shows it, or `None`.
-pub async fn view(state: &AppState, id: Uuid) -> Result<Option<GenerationView>, AppError> {
+/// One of `owner`'s generations as the page shows it, or `None` (also when it is somebody
+/// else's: ids must not reveal what exists).
+pub async fn view(
+    state: &AppState,
+    owner: Uuid,
+    id: Uuid,
+) -> Result<Option<GenerationView>, AppError> {
     let mut conn = state.conn().await?;
-    let Some(row) = records::find(&mut conn, id)
+    let Some(row) = records::find_owned(&mut conn, owner, id)
         .await
         .map_err(|e| crate::db::query_failed("find generation", e))?
     else {
@@ -100,10 +120,15 @@ pub async fn view(state: &AppState, id: Uuid) -> Result<Option<GenerationView>, 
     Ok(views.pop())
 }
 
-/// The `limit` most recent generations, newest first.
-pub async fn recent(state: &AppState, limit: i64) -> Result<Vec<GenerationView>, AppError> {
+/// `owner`'s `limit` most recent generations, newest first.
+pub async fn recent(
+    state: &AppState,
+    owner: Uuid,
+    limit: i64,
+) -> Result<Vec<GenerationView>, AppError> {
     let mut conn = state.conn().await?;
     let rows: Vec<GenerationRow> = generations::table
+        .filter(generations::user_id.eq(owner))
         .select(GenerationRow::as_select())
         .order((generations::created_at.desc(), generations::id.desc()))
         .limit(limit)

@@ -13,10 +13,31 @@ use super::{
 };
 use crate::error::{AppError, FieldError};
 
-/// The home page: write a prompt, pick a style, a format and how many images; watch them
-/// being made; see what was made recently.
+/// The home page: the studio for a signed-in creator, an invitation to sign up otherwise.
 #[component]
 pub fn CreatePage() -> impl IntoView {
+    let account = crate::accounts::ui::use_account();
+    view! {
+        <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
+            {move || Suspend::new(async move {
+                let signed_in = match account {
+                    Some(crate::accounts::ui::AccountContext(r)) => r.await.ok().flatten().is_some(),
+                    None => false,
+                };
+                if signed_in {
+                    view! { <Studio /> }.into_any()
+                } else {
+                    view! { <crate::accounts::ui::SignedOutCreate /> }.into_any()
+                }
+            })}
+        </Suspense>
+    }
+}
+
+/// Write a prompt, pick a style, a format and how many images; watch them being made; see
+/// what was made recently.
+#[component]
+fn Studio() -> impl IntoView {
     let submit = ServerAction::<SubmitGeneration>::new();
     // Errors found in the browser before anything is sent. They use the same rules as the
     // server, so a message here is exactly the one the server would have given.

@@ -30,3 +30,11 @@ pub fn query_failed(what: &str, error: diesel::result::Error) -> AppError {
         AppError::internal()
     }
 }
+
+/// Lets a transaction whose body returns `AppError` (a rule refused, not only a query
+/// failed) be rolled back on either; the query's failure is logged and classified as above.
+impl From<diesel::result::Error> for AppError {
+    fn from(error: diesel::result::Error) -> Self {
+        query_failed("transaction", error)
+    }
+}

@@ -34,6 +34,7 @@ diesel::table! {
         created_at -> Timestamptz,
         started_at -> Nullable<Timestamptz>,
         finished_at -> Nullable<Timestamptz>,
+        user_id -> Nullable<Uuid>,
     }
 }
 
@@ -64,10 +65,45 @@ diesel::table! {
         tier -> Text,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        storage_bytes -> Int8,
+    }
+}
+
+diesel::table! {
+    sessions (id) {
+        id -> Uuid,
+        user_id -> Uuid,
+        user_agent -> Text,
+        ip -> Text,
+        created_at -> Timestamptz,
+        last_used_at -> Timestamptz,
+        expires_at -> Timestamptz,
+        revoked_at -> Nullable<Timestamptz>,
+        revoked_reason -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    refresh_tokens (token_hash) {
+        token_hash -> Bytea,
+        session_id -> Uuid,
+        created_at -> Timestamptz,
+        expires_at -> Timestamptz,
+        used_at -> Nullable<Timestamptz>,
     }
 }
 
 diesel::joinable!(generations -> jobs (job_id));
 diesel::joinable!(images -> generations (generation_id));
+diesel::joinable!(generations -> users (user_id));
+diesel::joinable!(sessions -> users (user_id));
+diesel::joinable!(refresh_tokens -> sessions (session_id));
 
-diesel::allow_tables_to_appear_in_same_query!(generations, images, jobs, users,);
+diesel::allow_tables_to_appear_in_same_query!(
+    generations,
+    images,
+    jobs,
+    refresh_tokens,
+    sessions,
+    users,
+);

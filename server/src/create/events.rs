@@ -9,15 +9,16 @@
 use std::convert::Infallible;
 use std::time::Duration;
 
+use app::accounts::auth::CurrentUser;
 use app::create::GenerationView;
 use app::create::service;
 use app::error::AppError;
 use app::state::AppState;
-use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use tokio::sync::broadcast::error::RecvError;
 use uuid::Uuid;
 
@@ -53,6 +54,7 @@ fn event(view: &GenerationView) -> Event {
 
 struct Stream {
     state: AppState,
+    owner: Uuid,
     id: Uuid,
     changes: tokio::sync::broadcast::Receiver<Uuid>,
     next: Option<GenerationView>,
@@ -94,7 +96,7 @@ impl Stream {
                 return Some((Ok(ev), self));
             }
             self.wait().await;
-            match service::view(&self.state, self.id).await {
+            match service::view(&self.state, self.owner, self.id).await {
                 Ok(Some(view)) => self.next = Some(view),
                 // Deleted while watched: nothing more to say.
                 Ok(None) => return None,
@@ -105,20 +107,32 @@ impl Stream {
     }
 }
 
-/// The SSE endpoint. 404 for an unknown (or malformed) ID, before any stream starts.
-pub async fn generation_events(State(state): State<AppState>, Path(id): Path<String>) -> Response {
+/// The SSE endpoint: the signed-in creator's generations only. 401 when signed out; 404 for
+/// an unknown or malformed ID and for somebody else's, before any stream starts.
+pub async fn generation_events(
+    State(state): State<AppState>,
+    user: Option<Extension<CurrentUser>>,
+    Path(id): Path<String>,
+) -> Response {
+    let Some(Extension(user)) = user else {
+        return error(AppError::new(
+            app::error::ErrorCode::Unauthorized,
+            "Sign in to follow your generations.",
+        ));
+    };
     let Ok(id) = Uuid::parse_str(&id) else {
         return error(AppError::not_found("No such generation."));
     };
     // Subscribe before the first read, so no change can slip between the two.
     let changes = state.changes.subscribe();
-    let first = match service::view(&state, id).await {
+    let first = match service::view(&state, user.id, id).await {
         Ok(Some(view)) => view,
         Ok(None) => return error(AppError::not_found("No such generation.")),
         Err(e) => return error(e),
     };
     let stream = Stream {
         state,
+        owner: user.id,
         id,
         changes,
         next: Some(first),

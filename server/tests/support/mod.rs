@@ -205,6 +205,21 @@ pub fn state_for(db: &TestDb) -> AppState {
             .expect("shipped blocklist parses"),
         }),
         changes: Default::default(),
+        auth: std::sync::Arc::new(app::accounts::auth::Auth::new(
+            TEST_SECRET,
+            test_auth_settings(),
+        )),
+    }
+}
+
+/// The application secret of test states.
+pub const TEST_SECRET: &str = "test key: q8Zr2LmT5vX9cB1nH4kW7pD0sF3gJ6aE";
+
+/// Session settings for tests: cookies without `Secure`, as in development.
+pub fn test_auth_settings() -> app::accounts::auth::AuthSettings {
+    app::accounts::auth::AuthSettings {
+        secure_cookies: false,
+        ..Default::default()
     }
 }
 
@@ -252,4 +267,61 @@ pub fn form_post(path: &str, body: &str) -> Request<Body> {
 /// A GET request for `path`.
 pub fn get_req(path: &str) -> Request<Body> {
     Request::get(path).body(Body::empty()).expect("request")
+}
+
+/// A signed-in test user: who they are and the `Cookie` header their browser would send.
+#[derive(Clone, Debug)]
+pub struct Session {
+    /// The user as the middleware would find them.
+    pub user: app::accounts::auth::CurrentUser,
+    /// `sc_access=...; sc_refresh=...`.
+    pub cookie: String,
+    /// The refresh token alone.
+    pub refresh: String,
+}
+
+/// Creates an account for `email` (password `correct horse battery`) and signs it in.
+pub async fn signed_in(state: &AppState, email: &str) -> Session {
+    let mut conn = state.conn().await.expect("connection");
+    let user = app::accounts::service::create(&mut conn, email, "correct horse battery")
+        .await
+        .expect("account created");
+    let issued = app::accounts::sessions::start(&mut conn, &state.auth, &user, "127.0.0.1", "test")
+        .await
+        .expect("session started");
+    let s = &state.auth.settings;
+    Session {
+        user: issued.user,
+        cookie: format!(
+            "{}={}; {}={}",
+            s.access_cookie(),
+            issued.access,
+            s.refresh_cookie(),
+            issued.refresh
+        ),
+        refresh: issued.refresh,
+    }
+}
+
+/// `req` with `session`'s cookies.
+pub fn with_session(mut req: Request<Body>, session: &Session) -> Request<Body> {
+    req.headers_mut().insert(
+        axum::http::header::COOKIE,
+        session.cookie.parse().expect("cookie header"),
+    );
+    req
+}
+
+/// The `Set-Cookie` values of a response, by cookie name.
+pub fn set_cookies(res: &Response<Body>) -> std::collections::HashMap<String, String> {
+    res.headers()
+        .get_all(axum::http::header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .filter_map(|v| {
+            let (name, rest) = v.split_once('=')?;
+            let value = rest.split(';').next().unwrap_or("");
+            Some((name.to_owned(), value.to_owned()))
+        })
+        .collect()
 }

@@ -1,0 +1,447 @@
+//! Who is making a request: the session cookies, the signed-in user the host's middleware
+//! found in them, sign-in lockout, and the settings behind both. Only compiled with `ssr`.
+//!
+//! The host's session middleware reads the cookies on every request, verifies the access
+//! token (or silently exchanges the refresh token for new ones when it has expired) and puts
+//! a [`CurrentUser`] in the request's extensions. Server functions read it back through
+//! [`current_user`] / [`require_user`]; they never parse cookies themselves.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::IpAddr;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use axum::http::{HeaderMap, HeaderValue, header};
+use uuid::Uuid;
+
+use super::Tier;
+use super::tokens::TokenKey;
+use crate::error::{AppError, ErrorCode};
+
+/// Limits that depend on the account's tier.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TierLimits {
+    /// Server-function and API requests per minute per user.
+    pub api_per_minute: u32,
+    /// Generations per rolling 24 hours.
+    pub generations_per_day: u32,
+    /// Bytes of uploads the account may hold.
+    pub storage_bytes: u64,
+}
+
+/// The limits of every tier (seed 001's figures by default).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Plans {
+    /// `free`.
+    pub free: TierLimits,
+    /// `pro`.
+    pub pro: TierLimits,
+    /// `enterprise`.
+    pub enterprise: TierLimits,
+}
+
+const MB: u64 = 1_000_000;
+const GB: u64 = 1_000 * MB;
+
+impl Default for Plans {
+    fn default() -> Self {
+        Self {
+            free: TierLimits {
+                api_per_minute: 100,
+                generations_per_day: 50,
+                storage_bytes: 200 * MB,
+            },
+            pro: TierLimits {
+                api_per_minute: 500,
+                generations_per_day: 500,
+                storage_bytes: 5 * GB,
+            },
+            enterprise: TierLimits {
+                api_per_minute: 2000,
+                generations_per_day: 5000,
+                storage_bytes: 50 * GB,
+            },
+        }
+    }
+}
+
+impl Plans {
+    /// The limits of `tier`.
+    pub fn of(&self, tier: Tier) -> TierLimits {
+        match tier {
+            Tier::Free => self.free,
+            Tier::Pro => self.pro,
+            Tier::Enterprise => self.enterprise,
+        }
+    }
+}
+
+/// Session and sign-in settings (the host reads them from its configuration).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuthSettings {
+    /// Access token lifetime (15 minutes).
+    pub access_ttl: Duration,
+    /// Refresh token lifetime (7 days); each refresh starts a new one.
+    pub refresh_ttl: Duration,
+    /// How long a just-used refresh token still identifies its session without rotating
+    /// again, so parallel requests racing to refresh do not look like theft (10 s).
+    pub reuse_grace: Duration,
+    /// `Secure` cookies with the `__Host-` prefix (everywhere but development over http).
+    pub secure_cookies: bool,
+    /// Failed sign-ins per account allowed within `lockout_window` (5).
+    pub lockout_failures: u32,
+    /// The window failed sign-ins are counted over (15 minutes).
+    pub lockout_window: Duration,
+    /// Per-tier limits.
+    pub plans: Plans,
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        Self {
+            access_ttl: Duration::from_secs(15 * 60),
+            refresh_ttl: Duration::from_secs(7 * 24 * 3600),
+            reuse_grace: Duration::from_secs(10),
+            secure_cookies: true,
+            lockout_failures: 5,
+            lockout_window: Duration::from_secs(15 * 60),
+            plans: Plans::default(),
+        }
+    }
+}
+
+impl AuthSettings {
+    /// The access cookie's name: `__Host-` prefixed whenever cookies are `Secure` (browsers
+    /// refuse the prefix otherwise).
+    pub fn access_cookie(&self) -> &'static str {
+        if self.secure_cookies {
+            "__Host-sc_access"
+        } else {
+            "sc_access"
+        }
+    }
+
+    /// The refresh cookie's name.
+    pub fn refresh_cookie(&self) -> &'static str {
+        if self.secure_cookies {
+            "__Host-sc_refresh"
+        } else {
+            "sc_refresh"
+        }
+    }
+
+    /// A `Set-Cookie` value: HttpOnly, SameSite=Lax, whole site, `Secure` when configured.
+    pub fn set_cookie(&self, name: &str, value: &str, max_age: Duration) -> String {
+        let secure = if self.secure_cookies { "; Secure" } else { "" };
+        format!(
+            "{name}={value}; Path=/; Max-Age={}; HttpOnly; SameSite=Lax{secure}",
+            max_age.as_secs()
+        )
+    }
+
+    /// A `Set-Cookie` value that deletes the cookie.
+    pub fn clear_cookie(&self, name: &str) -> String {
+        self.set_cookie(name, "", Duration::ZERO)
+    }
+
+    /// Both cookies for a fresh pair of tokens.
+    pub fn session_cookies(&self, access: &str, refresh: &str) -> [String; 2] {
+        [
+            self.set_cookie(self.access_cookie(), access, self.access_ttl),
+            self.set_cookie(self.refresh_cookie(), refresh, self.refresh_ttl),
+        ]
+    }
+
+    /// Cookies that sign the browser out.
+    pub fn clearing_cookies(&self) -> [String; 2] {
+        [
+            self.clear_cookie(self.access_cookie()),
+            self.clear_cookie(self.refresh_cookie()),
+        ]
+    }
+}
+
+/// The signed-in user of a request, put in its extensions by the session middleware.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CurrentUser {
+    /// The user's id.
+    pub id: Uuid,
+    /// The session the request's tokens belong to.
+    pub session_id: Uuid,
+    /// The tier the access token was issued for (a tier change shows within 15 minutes).
+    pub tier: Tier,
+}
+
+/// The client's address as the rate limiter determined it (trusted proxies honoured).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ClientIp(pub IpAddr);
+
+/// Session state shared by every request: settings, sessions revoked in the last access-token
+/// lifetime, and failed sign-ins per account.
+#[derive(Debug)]
+pub struct Auth {
+    /// Signs and checks access tokens.
+    pub key: TokenKey,
+    /// The settings.
+    pub settings: AuthSettings,
+    revoked: Mutex<HashMap<Uuid, Instant>>,
+    failures: Mutex<HashMap<String, VecDeque<Instant>>>,
+    lockouts: AtomicU64,
+}
+
+/// Most accounts whose failed sign-ins are remembered at once (memory bound under a flood).
+const MAX_TRACKED_ACCOUNTS: usize = 100_000;
+
+impl Auth {
+    /// Session state with `settings`, signing with a key derived from `secret`.
+    pub fn new(secret: &str, settings: AuthSettings) -> Self {
+        Self {
+            key: TokenKey::from_secret(secret),
+            settings,
+            revoked: Mutex::new(HashMap::new()),
+            failures: Mutex::new(HashMap::new()),
+            lockouts: AtomicU64::new(0),
+        }
+    }
+
+    /// Remembers that `session` was revoked, so its still-unexpired access tokens stop
+    /// working at once (the host calls this for revocations announced by other processes
+    /// too; see `sessions::REVOKED_CHANNEL`).
+    pub fn mark_revoked(&self, session: Uuid) {
+        let now = Instant::now();
+        let mut revoked = self.revoked.lock().unwrap_or_else(|e| e.into_inner());
+        if revoked.len() > 10_000 {
+            revoked.retain(|_, until| *until > now);
+        }
+        revoked.insert(session, now + self.settings.access_ttl);
+    }
+
+    /// Whether `session` was revoked recently enough for its access tokens to be alive.
+    pub fn is_revoked(&self, session: Uuid) -> bool {
+        let revoked = self.revoked.lock().unwrap_or_else(|e| e.into_inner());
+        revoked
+            .get(&session)
+            .is_some_and(|until| *until > Instant::now())
+    }
+
+    /// `Err(wait)` when `email` has had `lockout_failures` failed sign-ins within the window.
+    pub fn check_lockout(&self, email: &str) -> Result<(), Duration> {
+        let now = Instant::now();
+        let window = self.settings.lockout_window;
+        let mut map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(list) = map.get_mut(email) else {
+            return Ok(());
+        };
+        while list
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= window)
+        {
+            list.pop_front();
+        }
+        if list.len() >= self.settings.lockout_failures as usize {
+            let oldest = list.front().copied().unwrap_or(now);
+            let n = self.lockouts.fetch_add(1, Ordering::Relaxed);
+            if n.is_multiple_of(100) {
+                // Never the email: logs are not a list of targeted accounts.
+                tracing::warn!(
+                    denied_total = n + 1,
+                    "sign-in refused: account locked out (1 in 100 logged)"
+                );
+            }
+            Err(window.saturating_sub(now.duration_since(oldest)))
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Sign-ins refused by a lockout so far (for metrics).
+    pub fn lockouts(&self) -> u64 {
+        self.lockouts.load(Ordering::Relaxed)
+    }
+
+    /// Counts a failed sign-in for `email` (whether or not the account exists, so lockouts
+    /// reveal nothing either).
+    pub fn record_failure(&self, email: &str) {
+        let now = Instant::now();
+        let window = self.settings.lockout_window;
+        let mut map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        if map.len() >= MAX_TRACKED_ACCOUNTS && !map.contains_key(email) {
+            map.retain(|_, l| l.back().is_some_and(|t| now.duration_since(*t) < window));
+            if map.len() >= MAX_TRACKED_ACCOUNTS {
+                tracing::warn!(
+                    accounts = map.len(),
+                    "failed sign-in table full (a credential-stuffing flood?); resetting it"
+                );
+                map.clear();
+            }
+        }
+        let list = map.entry(email.to_owned()).or_default();
+        list.push_back(now);
+        // Only the most recent `lockout_failures` matter.
+        while list.len() > self.settings.lockout_failures as usize {
+            list.pop_front();
+        }
+    }
+
+    /// Forgets failed sign-ins for `email` after a successful one.
+    pub fn clear_failures(&self, email: &str) {
+        let mut map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        map.remove(email);
+    }
+}
+
+/// The value of cookie `name` in a request's `Cookie` headers.
+pub fn read_cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+/// Whether a response already sets cookie `name` (a server function that signed in or out
+/// has the last word over the middleware's silent refresh).
+pub fn sets_cookie(headers: &HeaderMap, name: &str) -> bool {
+    headers
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.split_once('=').is_some_and(|(k, _)| k == name))
+}
+
+/// Appends `Set-Cookie` headers to a server function's response.
+pub fn set_response_cookies(cookies: &[String]) {
+    let Some(res) = leptos::prelude::use_context::<leptos_axum::ResponseOptions>() else {
+        return;
+    };
+    for c in cookies {
+        if let Ok(v) = HeaderValue::from_str(c) {
+            res.append_header(header::SET_COOKIE, v);
+        }
+    }
+}
+
+fn request_parts() -> Option<axum::http::request::Parts> {
+    leptos::prelude::use_context::<axum::http::request::Parts>()
+}
+
+/// The signed-in user of the current server function or page render, if any.
+pub fn current_user() -> Option<CurrentUser> {
+    request_parts().and_then(|p| p.extensions.get::<CurrentUser>().copied())
+}
+
+/// The signed-in user, or 401 `unauthorized`.
+pub fn require_user() -> Result<CurrentUser, AppError> {
+    current_user().ok_or_else(|| {
+        AppError::new(
+            ErrorCode::Unauthorized,
+            "Sign in to continue. Your session may have ended.",
+        )
+    })
+}
+
+/// The request's client address and user agent, for the sessions list.
+pub fn client_details() -> (String, String) {
+    let Some(parts) = request_parts() else {
+        return (String::new(), String::new());
+    };
+    let ip = parts
+        .extensions
+        .get::<ClientIp>()
+        .map(|c| c.0.to_string())
+        .unwrap_or_default();
+    let ua: String = parts
+        .headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .chars()
+        .take(300)
+        .collect();
+    (ip, ua)
+}
+
+/// The refresh token cookie of the current server-function request.
+pub fn refresh_cookie_value(settings: &AuthSettings) -> Option<String> {
+    request_parts()
+        .and_then(|p| read_cookie(&p.headers, settings.refresh_cookie()).map(str::to_owned))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn auth() -> Auth {
+        Auth::new("a secret that is long enough!!", AuthSettings::default())
+    }
+
+    #[test]
+    fn the_sixth_failure_in_the_window_locks_the_account_only() {
+        let a = auth();
+        for _ in 0..4 {
+            a.record_failure("ana@example.com");
+            assert!(a.check_lockout("ana@example.com").is_ok());
+        }
+        a.record_failure("ana@example.com");
+        let wait = a.check_lockout("ana@example.com").unwrap_err();
+        assert!(wait > Duration::from_secs(14 * 60), "{wait:?}");
+        assert_eq!(a.lockouts(), 1);
+        assert!(a.check_lockout("bo@example.com").is_ok());
+        a.clear_failures("ana@example.com");
+        assert!(a.check_lockout("ana@example.com").is_ok());
+    }
+
+    #[test]
+    fn failures_age_out_of_the_window() {
+        let s = AuthSettings {
+            lockout_window: Duration::from_millis(50),
+            ..AuthSettings::default()
+        };
+        let a = Auth::new("a secret that is long enough!!", s);
+        for _ in 0..5 {
+            a.record_failure("ana@example.com");
+        }
+        assert!(a.check_lockout("ana@example.com").is_err());
+        std::thread::sleep(Duration::from_millis(60));
+        assert!(a.check_lockout("ana@example.com").is_ok());
+    }
+
+    #[test]
+    fn cookies_are_host_prefixed_and_secure_unless_in_development() {
+        let mut s = AuthSettings::default();
+        assert_eq!(s.access_cookie(), "__Host-sc_access");
+        let c = s.set_cookie(s.access_cookie(), "v", Duration::from_secs(900));
+        assert_eq!(
+            c,
+            "__Host-sc_access=v; Path=/; Max-Age=900; HttpOnly; SameSite=Lax; Secure"
+        );
+        s.secure_cookies = false;
+        assert_eq!(s.refresh_cookie(), "sc_refresh");
+        assert!(!s.clear_cookie("sc_refresh").contains("Secure"));
+        assert!(s.clear_cookie("sc_refresh").contains("Max-Age=0"));
+    }
+
+    #[test]
+    fn cookies_are_read_by_exact_name() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::COOKIE,
+            HeaderValue::from_static("x_sc_access=no; sc_access=yes; other=1"),
+        );
+        assert_eq!(read_cookie(&h, "sc_access"), Some("yes"));
+        assert_eq!(read_cookie(&h, "sc_refresh"), None);
+    }
+
+    #[test]
+    fn revocations_are_remembered_for_an_access_token_lifetime() {
+        let a = auth();
+        let s = Uuid::new_v4();
+        assert!(!a.is_revoked(s));
+        a.mark_revoked(s);
+        assert!(a.is_revoked(s));
+    }
+}

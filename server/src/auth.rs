@@ -1,0 +1,125 @@
+//! The session middleware: finds the signed-in user of each request and refreshes their
+//! tokens without them noticing.
+//!
+//! 1. A valid access token (signature, algorithm, expiry, session not revoked here) puts a
+//!    `CurrentUser` in the request's extensions. No database work.
+//! 2. Otherwise a refresh cookie is exchanged (rotation; see `app::accounts::sessions`) and
+//!    the new cookies ride on the response. The exchange counts against the per-IP `auth`
+//!    limit, so random refresh cookies cannot be used to hammer the database.
+//! 3. A refresh token that is spent (reuse), unknown or ended clears both cookies: the
+//!    browser is signed out.
+//!
+//! Static files, media, health checks and the `/api/auth/` endpoints (which manage their own
+//! cookies) are skipped. A database failure during a refresh leaves the cookies alone (the
+//! next request tries again) and serves the request signed out.
+
+use app::accounts::Tier;
+use app::accounts::auth::{ClientIp, CurrentUser, read_cookie, sets_cookie};
+use app::accounts::sessions::{self, Refreshed};
+use app::state::AppState;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::middleware::Next;
+use axum::response::Response;
+
+use crate::ratelimit::{Group, RateLimits};
+
+/// What the middleware needs.
+#[derive(Clone)]
+pub struct SessionLayer {
+    /// Database and session settings.
+    pub state: AppState,
+    /// For the per-IP `auth` limit on silent refreshes.
+    pub limits: RateLimits,
+}
+
+fn skipped(path: &str) -> bool {
+    path.starts_with("/pkg/")
+        || path.starts_with("/media/")
+        || path.starts_with("/api/auth/")
+        || matches!(
+            path,
+            "/api/health" | "/api/ready" | "/favicon.svg" | "/favicon.ico" | "/robots.txt"
+        )
+}
+
+fn now_secs() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+/// The middleware.
+pub async fn session(State(layer): State<SessionLayer>, mut req: Request, next: Next) -> Response {
+    if skipped(req.uri().path()) {
+        return next.run(req).await;
+    }
+    let auth = &layer.state.auth;
+    let settings = &auth.settings;
+    if let Some(access) = read_cookie(req.headers(), settings.access_cookie())
+        && let Ok(claims) = auth.key.verify(access, now_secs())
+        && !auth.is_revoked(claims.sid)
+    {
+        req.extensions_mut().insert(CurrentUser {
+            id: claims.sub,
+            session_id: claims.sid,
+            tier: Tier::from_slug(&claims.tier).unwrap_or(Tier::Free),
+        });
+        return next.run(req).await;
+    }
+    let Some(refresh) = read_cookie(req.headers(), settings.refresh_cookie()).map(str::to_owned)
+    else {
+        return next.run(req).await;
+    };
+    if let Some(ClientIp(ip)) = req.extensions().get::<ClientIp>().copied()
+        && let Err(denied) = layer.limits.check(Group::Auth, ip)
+    {
+        return crate::ratelimit::too_many(denied);
+    }
+    let outcome = match layer.state.conn().await {
+        Ok(mut conn) => sessions::refresh(&mut conn, auth, &refresh).await,
+        Err(e) => Err(e),
+    };
+    match outcome {
+        Ok(Refreshed::Rotated(issued)) => {
+            req.extensions_mut().insert(issued.user);
+            let mut res = next.run(req).await;
+            let cookies = settings.session_cookies(&issued.access, &issued.refresh);
+            append_cookies(res.headers_mut(), &cookies, settings);
+            res
+        }
+        Ok(Refreshed::Grace(user)) => {
+            req.extensions_mut().insert(user);
+            next.run(req).await
+        }
+        Ok(Refreshed::Reused { .. } | Refreshed::Invalid) => {
+            let mut res = next.run(req).await;
+            append_cookies(res.headers_mut(), &settings.clearing_cookies(), settings);
+            res
+        }
+        // Logged where it failed; the request goes on signed out, cookies untouched.
+        Err(_) => next.run(req).await,
+    }
+}
+
+/// Adds the session cookies unless the handler already set them (it signed in or out, and
+/// has the last word).
+fn append_cookies(
+    headers: &mut HeaderMap,
+    cookies: &[String],
+    settings: &app::accounts::auth::AuthSettings,
+) {
+    if sets_cookie(headers, settings.access_cookie())
+        || sets_cookie(headers, settings.refresh_cookie())
+    {
+        return;
+    }
+    for c in cookies {
+        if let Ok(v) = HeaderValue::from_str(c) {
+            headers.append(header::SET_COOKIE, v);
+        }
+    }
+    // A response that sets cookies must not be stored by shared caches.
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, no-store"),
+    );
+}

@@ -1,0 +1,799 @@
+//! Sessions end to end through the real router and a real PostgreSQL: sign-up and sign-in
+//! cookies, silent refresh with rotation, reuse detection, forged and expired tokens,
+//! brute-force limits, sign-out flavours, and the per-tier allowances.
+
+mod support;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use app::accounts::auth::{Auth, AuthSettings, CurrentUser, TierLimits};
+use app::accounts::tokens::AccessClaims;
+use app::state::AppState;
+use axum::Router;
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use axum::http::{Request, StatusCode, header};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use diesel_async::RunQueryDsl;
+use support::{Session, TestDb, form_post, json, send, set_cookies, signed_in, with_session};
+
+const PASSWORD: &str = "correct horse battery";
+
+fn state_with(db: &TestDb, tweak: impl FnOnce(&mut AuthSettings)) -> AppState {
+    let mut state = support::state_for(db);
+    let mut settings = support::test_auth_settings();
+    tweak(&mut settings);
+    state.auth = Arc::new(Auth::new(support::TEST_SECRET, settings));
+    state
+}
+
+fn app_with(state: &AppState, limits: server::ratelimit::Limits) -> Router {
+    let settings = server::http::HttpSettings {
+        rate_limits: server::ratelimit::RateLimits::new(&limits),
+        ..Default::default()
+    };
+    server::http::app_with(state.clone(), support::leptos_options(), &settings)
+}
+
+/// Limits high enough that only the one under test can refuse.
+fn roomy() -> server::ratelimit::Limits {
+    server::ratelimit::Limits {
+        auth_per_minute: 1000,
+        generate_per_minute: 1000,
+        api_per_minute: 1000,
+        tier_api_per_minute: [1000, 1000, 1000],
+        ..Default::default()
+    }
+}
+
+fn from_ip(mut req: Request<Body>, ip: [u8; 4]) -> Request<Body> {
+    req.extensions_mut()
+        .insert(ConnectInfo(SocketAddr::from((ip, 40_000))));
+    req
+}
+
+fn with_cookie(mut req: Request<Body>, cookie: &str) -> Request<Body> {
+    req.headers_mut()
+        .insert(header::COOKIE, cookie.parse().unwrap());
+    req
+}
+
+fn credentials(email: &str, password: &str) -> String {
+    format!(
+        "email={}&password={}",
+        email.replace('@', "%40"),
+        password.replace(' ', "+")
+    )
+}
+
+/// Who `/api/account/me` says the cookie belongs to (`None` when signed out), and the
+/// cookies the response set.
+async fn whoami(
+    app: &Router,
+    cookie: &str,
+) -> (Option<String>, std::collections::HashMap<String, String>) {
+    let res = send(app, with_cookie(form_post("/api/account/me", ""), cookie)).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let cookies = set_cookies(&res);
+    let body = json(res).await;
+    (body["email"].as_str().map(str::to_owned), cookies)
+}
+
+#[tokio::test]
+async fn sign_up_sets_http_only_cookies_and_signs_in() {
+    let db = TestDb::new().await;
+    let state = support::state_for(&db);
+    let app = app_with(&state, roomy());
+    let res = send(
+        &app,
+        form_post(
+            "/api/auth/sign_up",
+            &credentials("ana@example.com", PASSWORD),
+        ),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let raw: Vec<String> = res
+        .headers()
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(raw.len(), 2, "{raw:?}");
+    for c in &raw {
+        assert!(c.contains("HttpOnly"), "{c}");
+        assert!(c.contains("SameSite=Lax"), "{c}");
+        assert!(c.contains("Path=/"), "{c}");
+    }
+    let cookies = set_cookies(&res);
+    let cookie = format!(
+        "sc_access={}; sc_refresh={}",
+        cookies["sc_access"], cookies["sc_refresh"]
+    );
+    assert_eq!(
+        whoami(&app, &cookie).await.0.as_deref(),
+        Some("ana@example.com")
+    );
+    // Only the hash of the refresh token is stored.
+    let mut conn = db.conn().await;
+    let stored: Vec<Vec<u8>> = diesel::sql_query("SELECT token_hash FROM refresh_tokens")
+        .load::<HashRow>(&mut conn)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.token_hash)
+        .collect();
+    assert_eq!(stored.len(), 1);
+    assert_ne!(stored[0], cookies["sc_refresh"].as_bytes());
+    assert_eq!(stored[0].len(), 32);
+}
+
+#[derive(diesel::QueryableByName)]
+struct HashRow {
+    #[diesel(sql_type = diesel::sql_types::Bytea)]
+    token_hash: Vec<u8>,
+}
+
+#[tokio::test]
+async fn production_cookies_are_host_prefixed_and_secure() {
+    let db = TestDb::new().await;
+    let state = state_with(&db, |s| s.secure_cookies = true);
+    let app = app_with(&state, roomy());
+    let res = send(
+        &app,
+        form_post(
+            "/api/auth/sign_up",
+            &credentials("ana@example.com", PASSWORD),
+        ),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let raw: Vec<String> = res
+        .headers()
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .collect();
+    assert!(
+        raw.iter().any(|c| c.starts_with("__Host-sc_access=")),
+        "{raw:?}"
+    );
+    assert!(
+        raw.iter().any(|c| c.starts_with("__Host-sc_refresh=")),
+        "{raw:?}"
+    );
+    assert!(raw.iter().all(|c| c.ends_with("; Secure")), "{raw:?}");
+}
+
+#[tokio::test]
+async fn refresh_rotates_and_a_replayed_token_kills_the_whole_session() {
+    let db = TestDb::new().await;
+    // No grace: any second use of a token is reuse.
+    let state = state_with(&db, |s| s.reuse_grace = Duration::ZERO);
+    let app = app_with(&state, roomy());
+    let session = signed_in(&state, "ana@example.com").await;
+
+    // Token 1 (no access cookie, as after 15 minutes) is exchanged for token 2.
+    let t1 = session.refresh.clone();
+    let (who, cookies) = whoami(&app, &format!("sc_refresh={t1}")).await;
+    assert_eq!(who.as_deref(), Some("ana@example.com"));
+    let t2 = cookies["sc_refresh"].clone();
+    assert_ne!(t1, t2, "rotated");
+    assert!(!cookies["sc_access"].is_empty());
+    // Token 2 works and yields token 3.
+    let (who, cookies) = whoami(&app, &format!("sc_refresh={t2}")).await;
+    assert_eq!(who.as_deref(), Some("ana@example.com"));
+    let t3 = cookies["sc_refresh"].clone();
+
+    // An attacker replays token 2 (N-1 after N = 3 was issued): signed out, cookies cleared.
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let (who, cookies) = whoami(&app, &format!("sc_refresh={t2}")).await;
+    assert_eq!(who, None);
+    assert_eq!(cookies.get("sc_refresh").map(String::as_str), Some(""));
+    // ...and the family is dead: the legitimate holder of token 3 is signed out too.
+    let (who, _) = whoami(&app, &format!("sc_refresh={t3}")).await;
+    assert_eq!(who, None, "reuse revokes every token of the session");
+    assert_eq!(
+        db.count("sessions WHERE revoked_reason = 'reuse_detected'")
+            .await,
+        1
+    );
+    // The access token issued with token 3 stops working at once in this process.
+    let (who, _) = whoami(&app, &session.cookie).await;
+    assert_eq!(who, None);
+}
+
+#[tokio::test]
+async fn parallel_refreshes_within_the_grace_period_do_not_look_like_theft() {
+    let db = TestDb::new().await;
+    let state = support::state_for(&db); // 10 s grace
+    let app = app_with(&state, roomy());
+    let session = signed_in(&state, "ana@example.com").await;
+    let cookie = format!("sc_refresh={}", session.refresh);
+    let (a, b) = tokio::join!(whoami(&app, &cookie), whoami(&app, &cookie));
+    assert_eq!(a.0.as_deref(), Some("ana@example.com"));
+    assert_eq!(b.0.as_deref(), Some("ana@example.com"));
+    // Exactly one of them rotated.
+    let rotated = [&a.1, &b.1]
+        .iter()
+        .filter(|c| c.get("sc_refresh").is_some_and(|v| !v.is_empty()))
+        .count();
+    assert_eq!(rotated, 1);
+    assert_eq!(db.count("sessions WHERE revoked_at IS NOT NULL").await, 0);
+}
+
+fn forge(header_json: &str, claims: &AccessClaims, key: &[u8]) -> String {
+    use hmac::{KeyInit, Mac};
+    let input = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(header_json),
+        URL_SAFE_NO_PAD.encode(serde_json::to_vec(claims).unwrap())
+    );
+    let mut m = hmac::Hmac::<sha2::Sha256>::new_from_slice(key).unwrap();
+    m.update(input.as_bytes());
+    format!(
+        "{input}.{}",
+        URL_SAFE_NO_PAD.encode(m.finalize().into_bytes())
+    )
+}
+
+#[tokio::test]
+async fn forged_tampered_and_expired_access_tokens_are_refused() {
+    let db = TestDb::new().await;
+    let state = support::state_for(&db);
+    let app = app_with(&state, roomy());
+    let session = signed_in(&state, "ana@example.com").await;
+    let now = chrono::Utc::now().timestamp();
+    let claims = AccessClaims {
+        sub: session.user.id,
+        sid: session.user.session_id,
+        tier: "enterprise".into(),
+        iat: now,
+        exp: now + 600,
+    };
+    let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims).unwrap());
+    let none = format!(
+        "{}.{payload}.",
+        URL_SAFE_NO_PAD.encode(r#"{"alg":"none","typ":"JWT"}"#)
+    );
+    let hs512 = forge(r#"{"alg":"HS512","typ":"JWT"}"#, &claims, b"guess");
+    let wrong_key = forge(r#"{"alg":"HS256","typ":"JWT"}"#, &claims, b"guess");
+    let issued = state.auth.key.issue(&AccessClaims {
+        tier: "free".into(),
+        ..claims.clone()
+    });
+    let mut parts: Vec<&str> = issued.split('.').collect();
+    parts[1] = &payload; // claims swapped for "enterprise", signature kept
+    let tampered = parts.join(".");
+    let expired = state.auth.key.issue(&AccessClaims {
+        iat: now - 1000,
+        exp: now - 1,
+        ..claims.clone()
+    });
+    for (name, token) in [
+        ("alg none", none),
+        ("HS512", hs512),
+        ("wrong key", wrong_key),
+        ("tampered", tampered),
+        ("expired", expired),
+    ] {
+        let (who, _) = whoami(&app, &format!("sc_access={token}")).await;
+        assert_eq!(who, None, "{name} must not sign anyone in");
+    }
+    // The genuine one does (so the refusals above are about the forgeries).
+    let (who, _) = whoami(&app, &format!("sc_access={issued}")).await;
+    assert_eq!(who.as_deref(), Some("ana@example.com"));
+}
+
+#[tokio::test]
+async fn the_sixth_auth_request_in_a_minute_is_429_and_other_ips_are_unaffected() {
+    let db = TestDb::new().await;
+    let state = support::state_for(&db);
+    let app = app_with(&state, server::ratelimit::Limits::default());
+    let attempt = |ip| {
+        from_ip(
+            form_post(
+                "/api/auth/sign_in",
+                &credentials("nobody@example.com", "wrong password!"),
+            ),
+            ip,
+        )
+    };
+    for _ in 0..5 {
+        let res = send(&app, attempt([203, 0, 113, 1])).await;
+        assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    }
+    let res = send(&app, attempt([203, 0, 113, 1])).await;
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    let wait: u64 = res.headers()[header::RETRY_AFTER]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&wait), "{wait}");
+    assert_eq!(json(res).await["code"], "rate_limited");
+    // Another address is not held back by this one.
+    let res = send(
+        &app,
+        from_ip(
+            form_post(
+                "/api/auth/sign_in",
+                &credentials("other@example.com", "wrong password!"),
+            ),
+            [198, 51, 100, 7],
+        ),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+}
+
+#[tokio::test]
+async fn five_failures_lock_the_account_even_from_many_addresses() {
+    let db = TestDb::new().await;
+    let state = support::state_for(&db);
+    let app = app_with(&state, server::ratelimit::Limits::default());
+    signed_in(&state, "ana@example.com").await;
+    signed_in(&state, "bo@example.com").await;
+    for i in 0..5u8 {
+        let res = send(
+            &app,
+            from_ip(
+                form_post(
+                    "/api/auth/sign_in",
+                    &credentials("ana@example.com", "not the password"),
+                ),
+                [203, 0, 113, 10 + i],
+            ),
+        )
+        .await;
+        assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    }
+    // Now even the right password is refused for a while, with the wait in the message.
+    let res = send(
+        &app,
+        from_ip(
+            form_post(
+                "/api/auth/sign_in",
+                &credentials("Ana@Example.com", PASSWORD),
+            ),
+            [203, 0, 113, 99],
+        ),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    let body = json(res).await;
+    assert_eq!(body["code"], "rate_limited");
+    assert!(
+        body["message"].as_str().unwrap().contains("15 minutes"),
+        "{body}"
+    );
+    // Another account is fine.
+    let res = send(
+        &app,
+        from_ip(
+            form_post(
+                "/api/auth/sign_in",
+                &credentials("bo@example.com", PASSWORD),
+            ),
+            [203, 0, 113, 99],
+        ),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(set_cookies(&res).contains_key("sc_access"));
+}
+
+/// A second sign-in of an existing account (another device).
+async fn another_device(state: &AppState, email: &str) -> app::accounts::sessions::Issued {
+    let mut conn = state.conn().await.unwrap();
+    let user = app::accounts::service::authenticate(&mut conn, email, PASSWORD)
+        .await
+        .unwrap();
+    app::accounts::sessions::start(&mut conn, &state.auth, &user, "10.0.0.2", "x")
+        .await
+        .unwrap()
+}
+
+async fn refresh_works(app: &Router, session: &Session) -> bool {
+    whoami(app, &format!("sc_refresh={}", session.refresh))
+        .await
+        .0
+        .is_some()
+}
+
+#[tokio::test]
+async fn changing_the_password_ends_every_other_session() {
+    let db = TestDb::new().await;
+    let state = support::state_for(&db);
+    let app = app_with(&state, roomy());
+    let phone = signed_in(&state, "ana@example.com").await;
+    let laptop = another_device(&state, "ana@example.com").await;
+    let mut conn = state.conn().await.unwrap();
+    let laptop_cookie = format!("sc_access={}", laptop.access);
+
+    let wrong = send(
+        &app,
+        with_session(
+            form_post(
+                "/api/account/change_password",
+                "current_password=nope+nope+nope&new_password=a+brand+new+passphrase",
+            ),
+            &phone,
+        ),
+    )
+    .await;
+    assert_eq!(wrong.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(json(wrong).await["fields"][0]["field"], "current_password");
+
+    let res = send(
+        &app,
+        with_session(
+            form_post(
+                "/api/account/change_password",
+                "current_password=correct+horse+battery&new_password=a+brand+new+passphrase",
+            ),
+            &phone,
+        ),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(json(res).await, 1, "one other session ended");
+    // The laptop is out at once (its access token) and for good (its refresh token).
+    assert_eq!(whoami(&app, &laptop_cookie).await.0, None);
+    assert_eq!(
+        whoami(&app, &format!("sc_refresh={}", laptop.refresh))
+            .await
+            .0,
+        None
+    );
+    // The phone stays in; the new password works and the old one does not.
+    assert!(whoami(&app, &phone.cookie).await.0.is_some());
+    assert!(refresh_works(&app, &phone).await);
+    assert!(
+        app::accounts::service::authenticate(&mut conn, "ana@example.com", PASSWORD)
+            .await
+            .is_err()
+    );
+    assert!(
+        app::accounts::service::authenticate(
+            &mut conn,
+            "ana@example.com",
+            "a brand new passphrase"
+        )
+        .await
+        .is_ok()
+    );
+}
+
+#[tokio::test]
+async fn sessions_are_listed_revoked_and_ended_everywhere() {
+    let db = TestDb::new().await;
+    let state = support::state_for(&db);
+    let app = app_with(&state, roomy());
+    let ana = signed_in(&state, "ana@example.com").await;
+    let bo = signed_in(&state, "bo@example.com").await;
+    let second = another_device(&state, "ana@example.com").await;
+
+    let res = send(
+        &app,
+        with_session(form_post("/api/account/sessions", ""), &ana),
+    )
+    .await;
+    let list = json(res).await;
+    assert_eq!(list.as_array().unwrap().len(), 2);
+    assert_eq!(
+        list.as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s["current"] == true)
+            .count(),
+        1
+    );
+
+    // Bo cannot end Ana's session: it is "not found", like a made-up id.
+    let res = send(
+        &app,
+        with_session(
+            form_post(
+                "/api/account/revoke_session",
+                &format!("id={}", second.user.session_id),
+            ),
+            &bo,
+        ),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    assert_eq!(db.count("sessions WHERE revoked_at IS NOT NULL").await, 0);
+
+    // Ana can.
+    let res = send(
+        &app,
+        with_session(
+            form_post(
+                "/api/account/revoke_session",
+                &format!("id={}", second.user.session_id),
+            ),
+            &ana,
+        ),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(
+        whoami(&app, &format!("sc_refresh={}", second.refresh))
+            .await
+            .0,
+        None
+    );
+
+    // Sign out everywhere: this browser too, and its cookies are cleared.
+    let res = send(
+        &app,
+        with_session(form_post("/api/account/sign_out_everywhere", ""), &ana),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(set_cookies(&res)["sc_access"], "");
+    assert_eq!(whoami(&app, &ana.cookie).await.0, None);
+    assert!(!refresh_works(&app, &ana).await);
+    // Bo is untouched.
+    assert!(whoami(&app, &bo.cookie).await.0.is_some());
+}
+
+#[tokio::test]
+async fn signing_out_ends_the_session_and_clears_the_cookies() {
+    let db = TestDb::new().await;
+    let state = support::state_for(&db);
+    let app = app_with(&state, roomy());
+    let ana = signed_in(&state, "ana@example.com").await;
+    let res = send(
+        &app,
+        with_session(form_post("/api/account/sign_out", ""), &ana),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let cookies = set_cookies(&res);
+    assert_eq!(cookies["sc_access"], "");
+    assert_eq!(cookies["sc_refresh"], "");
+    assert_eq!(whoami(&app, &ana.cookie).await.0, None);
+    assert!(!refresh_works(&app, &ana).await);
+    assert_eq!(
+        db.count("sessions WHERE revoked_reason = 'signed_out'")
+            .await,
+        1
+    );
+}
+
+#[tokio::test]
+async fn each_tier_has_its_own_requests_per_minute() {
+    let db = TestDb::new().await;
+    let state = support::state_for(&db);
+    let app = app_with(
+        &state,
+        server::ratelimit::Limits {
+            tier_api_per_minute: [3, 6, 9],
+            ..roomy()
+        },
+    );
+    let free = signed_in(&state, "free@example.com").await;
+    let other = signed_in(&state, "other@example.com").await;
+    for _ in 0..3 {
+        let res = send(
+            &app,
+            with_session(form_post("/api/generations/recent", ""), &free),
+        )
+        .await;
+        assert_eq!(res.status(), StatusCode::OK);
+    }
+    let res = send(
+        &app,
+        with_session(form_post("/api/generations/recent", ""), &free),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(res.headers().contains_key(header::RETRY_AFTER));
+    // Per user, not per address: another user from the same address goes on.
+    let res = send(
+        &app,
+        with_session(form_post("/api/generations/recent", ""), &other),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::OK);
+
+    // A pro account (tier in a fresh token) gets its larger allowance.
+    let mut conn = db.conn().await;
+    app::accounts::service::set_tier(&mut conn, "other@example.com", app::accounts::Tier::Pro)
+        .await
+        .unwrap();
+    let (_, cookies) = whoami(&app, &format!("sc_refresh={}", other.refresh)).await;
+    let pro_cookie = format!("sc_access={}", cookies["sc_access"]);
+    let mut ok = 0;
+    for _ in 0..8 {
+        let res = send(
+            &app,
+            with_cookie(form_post("/api/generations/recent", ""), &pro_cookie),
+        )
+        .await;
+        if res.status() == StatusCode::OK {
+            ok += 1;
+        }
+    }
+    // Pro: 6 a minute in the pro table, of which the refresh request above used one.
+    assert_eq!(ok, 5);
+}
+
+fn submission_body(prompt: &str) -> String {
+    format!(
+        "prompt={}&style=bold&format=instagram_square&variations=1",
+        prompt.replace(' ', "+")
+    )
+}
+
+#[tokio::test]
+async fn the_daily_generation_allowance_is_enforced_and_rolls_over() {
+    let db = TestDb::new().await;
+    let state = state_with(&db, |s| {
+        s.plans.free = TierLimits {
+            generations_per_day: 2,
+            ..s.plans.free
+        }
+    });
+    let app = app_with(&state, roomy());
+    let ana = signed_in(&state, "ana@example.com").await;
+    let submit = |p: &str| {
+        with_session(
+            form_post("/api/generations/submit", &submission_body(p)),
+            &ana,
+        )
+    };
+    assert_eq!(
+        send(&app, submit("Morning coffee promo")).await.status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        send(&app, submit("Evening coffee promo")).await.status(),
+        StatusCode::OK
+    );
+    let res = send(&app, submit("Midnight coffee promo")).await;
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    let body = json(res).await;
+    assert_eq!(body["code"], "quota_exceeded");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("2 generations in the last 24 hours"),
+        "{body}"
+    );
+    assert_eq!(
+        db.count("generations").await,
+        2,
+        "nothing stored when refused"
+    );
+    assert_eq!(db.count("jobs").await, 2);
+
+    // A day later the oldest has left the window: one more is allowed, then refused again.
+    let mut conn = db.conn().await;
+    diesel::sql_query(
+        "UPDATE generations SET created_at = now() - interval '25 hours' \
+         WHERE prompt = 'Morning coffee promo'",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(
+        send(&app, submit("Next day coffee promo")).await.status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        send(&app, submit("One too many")).await.status(),
+        StatusCode::TOO_MANY_REQUESTS
+    );
+
+    // Concurrent submissions cannot both take the last one.
+    let bo = signed_in(&state, "bo@example.com").await;
+    let submit_bo = |p: &str| {
+        with_session(
+            form_post("/api/generations/submit", &submission_body(p)),
+            &bo,
+        )
+    };
+    let results = futures_util::future::join_all(
+        (0..4).map(|i| send(&app, submit_bo(&format!("Bo's promo number {i}")))),
+    )
+    .await;
+    let ok = results
+        .iter()
+        .filter(|r| r.status() == StatusCode::OK)
+        .count();
+    assert_eq!(ok, 2);
+}
+
+#[tokio::test]
+async fn storage_reservations_stop_at_the_tier_quota_even_when_concurrent() {
+    let db = TestDb::new().await;
+    let state = state_with(&db, |s| {
+        s.plans.free = TierLimits {
+            storage_bytes: 10_000_000,
+            ..s.plans.free
+        }
+    });
+    let ana = signed_in(&state, "ana@example.com").await;
+    let limits = state.auth.settings.plans.free;
+    let user: CurrentUser = ana.user;
+    let mut conn = db.conn().await;
+    app::accounts::quota::reserve_storage(&mut conn, user.id, 6_000_000, limits)
+        .await
+        .unwrap();
+    let e = app::accounts::quota::reserve_storage(&mut conn, user.id, 5_000_000, limits)
+        .await
+        .unwrap_err();
+    assert_eq!(e.code, app::error::ErrorCode::QuotaExceeded);
+    assert!(e.message.contains("10 MB"), "{}", e.message);
+    app::accounts::quota::reserve_storage(&mut conn, user.id, 4_000_000, limits)
+        .await
+        .unwrap();
+    assert_eq!(
+        app::accounts::quota::storage_used(&mut conn, user.id)
+            .await
+            .unwrap(),
+        10_000_000
+    );
+    app::accounts::quota::release_storage(&mut conn, user.id, 3_000_000)
+        .await
+        .unwrap();
+
+    // Ten uploads of 1 MB at once into the 3 MB left: exactly three fit.
+    let results = futures_util::future::join_all((0..10).map(|_| {
+        let pool = state.db.clone();
+        async move {
+            let mut c = pool.get().await.unwrap();
+            app::accounts::quota::reserve_storage(&mut c, user.id, 1_000_000, limits).await
+        }
+    }))
+    .await;
+    assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 3);
+    assert_eq!(
+        app::accounts::quota::storage_used(&mut conn, user.id)
+            .await
+            .unwrap(),
+        10_000_000
+    );
+}
+
+#[tokio::test]
+async fn a_session_ended_by_one_process_stops_working_in_another_at_once() {
+    let db = TestDb::new().await;
+    // Two web processes: separate memory, one database.
+    let first = support::state_for(&db);
+    let second = support::state_for(&db);
+    let listening = tokio::spawn(server::startup::forward_revocations(
+        db.url.clone(),
+        second.auth.clone(),
+    ));
+    let (app_one, app_two) = (app_with(&first, roomy()), app_with(&second, roomy()));
+    let ana = signed_in(&first, "ana@example.com").await;
+    // Give the listener time to connect (it reconnects on its own if it has to).
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(whoami(&app_two, &ana.cookie).await.0.is_some());
+
+    let res = send(
+        &app_one,
+        with_session(form_post("/api/account/sign_out", ""), &ana),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while !second.auth.is_revoked(ana.user.session_id) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the other process never heard of the revocation"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The still-unexpired access token is refused by the other process too.
+    assert_eq!(whoami(&app_two, &ana.cookie).await.0, None);
+    listening.abort();
+}
