@@ -57,8 +57,10 @@ export default defineConfig({
       LEPTOS_SITE_ROOT: 'target/site',
       LEPTOS_ENV: 'PROD',
       DATA_DIR: dataDir,
-      // Both viewports' specs submit from 127.0.0.1 within seconds: lift the per-IP limits.
-      // The limits themselves are tested in Rust, and the UI's 429 message below.
+      // Both viewports' specs sign up and submit from 127.0.0.1 within seconds: lift the
+      // per-IP limits. The limits themselves are tested in Rust (sign-in brute force
+      // included); the UI's 429 messages, and the per-account lockout, in the specs.
+      RATE_LIMIT_AUTH_PER_MINUTE: '1000',
       RATE_LIMIT_GENERATE_PER_MINUTE: '1000',
       RATE_LIMIT_API_PER_MINUTE: '10000',
       RUST_LOG: 'warn,server::startup=info,server::pg_embedded=info',

@@ -1,19 +1,8 @@
-import { test, expect, type Page } from '@playwright/test';
+import { test, expect } from '@playwright/test';
+import { hydrated, signUp, watchConsole } from './helpers';
 
-// Every browser error fails the test that caused it. A 422 is the server's answer to input
-// it refuses (shown beside the field), which Chromium logs as a failed load; it is expected.
-function watchConsole(page: Page): string[] {
-  const errors: string[] = [];
-  page.on('console', (msg) => {
-    if (msg.type() === 'error' && !/status of 422 /.test(msg.text())) errors.push(msg.text());
-  });
-  page.on('pageerror', (err) => errors.push(err.message));
-  return errors;
-}
-
-async function hydrated(page: Page) {
-  await expect(page.locator('body[data-hydrated="true"]')).toHaveCount(1);
-}
+// Creating needs an account: every spec that creates signs up a fresh one first, through the
+// real sign-up form.
 
 function unique(label: string, projectName: string): string {
   return `${label} ${projectName} ${Date.now()} ${Math.floor(Math.random() * 1e6)}`;
@@ -21,8 +10,9 @@ function unique(label: string, projectName: string): string {
 
 test.describe('with JavaScript', () => {
   let errors: string[];
-  test.beforeEach(async ({ page }) => {
+  test.beforeEach(async ({ page }, info) => {
     errors = watchConsole(page);
+    await signUp(page, `create-${info.project.name}`);
   });
   test.afterEach(() => {
     expect(errors, 'console errors').toEqual([]);
@@ -169,8 +159,11 @@ test.describe('with JavaScript', () => {
 test.describe('without JavaScript', () => {
   test.use({ javaScriptEnabled: false });
 
-  test('the page is rendered on the server', async ({ page }) => {
+  test('the page is rendered on the server, for visitors and creators', async ({ page }, info) => {
     await page.goto('/');
+    await expect(page.getByTestId('signed-out')).toBeVisible();
+    await expect(page.getByLabel('Prompt', { exact: true })).toHaveCount(0);
+    await signUp(page, `nojs-${info.project.name}`, false);
     await expect(page.getByRole('heading', { name: 'Create' })).toBeVisible();
     await expect(page.getByLabel('Prompt', { exact: true })).toBeVisible();
     await expect(page.getByLabel('Style', { exact: true }).locator('option')).toHaveCount(8);
@@ -179,6 +172,7 @@ test.describe('without JavaScript', () => {
   });
 
   test('the form still validates and stores after a plain post', async ({ page }, info) => {
+    await signUp(page, `nojs-post-${info.project.name}`, false);
     await page.goto('/');
     await page.getByLabel('Prompt', { exact: true }).fill('no');
     await page.getByRole('button', { name: 'Create' }).click();
@@ -191,6 +185,18 @@ test.describe('without JavaScript', () => {
     await expect(page.getByTestId('generation').filter({ hasText: prompt })).toBeVisible();
     await expect(page.locator('#prompt-error')).toHaveText('');
   });
+});
+
+test('a visitor is invited to sign up instead of seeing the form', async ({ page }) => {
+  const errors = watchConsole(page);
+  await page.goto('/');
+  await hydrated(page);
+  await expect(page.getByTestId('signed-out')).toContainText('Create a free account');
+  await expect(page.getByLabel('Prompt', { exact: true })).toHaveCount(0);
+  await page.getByTestId('signed-out').getByRole('link', { name: 'Sign up' }).click();
+  await expect(page).toHaveURL(/\/signup$/);
+  await expect(page.getByRole('heading', { name: 'Create your account' })).toBeVisible();
+  expect(errors, 'console errors').toEqual([]);
 });
 
 test('health and readiness answer 200', async ({ request }) => {
