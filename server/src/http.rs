@@ -111,8 +111,8 @@ impl HttpSettings {
 /// Wraps `router` in the middleware stack, outermost first: request IDs, logging and panics
 /// (so it sees every response); security headers (so every response gets them, refusals
 /// included); the header size limit; per-IP rate limits (cheap, before any database work);
-/// the session (who is asking; silent refresh); per-user rate limits; the cross-site request
-/// check; CORS; compression; the response timeout; body limits per route group;
+/// the cross-site request check; the session (who is asking; silent refresh); per-user rate
+/// limits; CORS; compression; the response timeout; body limits per route group;
 /// server-function error statuses.
 pub fn with_middleware(router: Router, state: &AppState, settings: &HttpSettings) -> Router {
     router
@@ -130,10 +130,6 @@ pub fn with_middleware(router: Router, state: &AppState, settings: &HttpSettings
         .layer(CompressionLayer::new().quality(CompressionLevel::Fastest))
         .layer(crate::security::cors(&settings.security))
         .layer(middleware::from_fn_with_state(
-            settings.security.clone(),
-            crate::security::cross_site_check,
-        ))
-        .layer(middleware::from_fn_with_state(
             settings.rate_limits.clone(),
             crate::ratelimit::limit_user,
         ))
@@ -143,6 +139,11 @@ pub fn with_middleware(router: Router, state: &AppState, settings: &HttpSettings
                 limits: settings.rate_limits.clone(),
             },
             crate::auth::session,
+        ))
+        // Before the session: a refused cross-site request never reaches a token refresh.
+        .layer(middleware::from_fn_with_state(
+            settings.security.clone(),
+            crate::security::cross_site_check,
         ))
         .layer(middleware::from_fn_with_state(
             settings.rate_limits.clone(),

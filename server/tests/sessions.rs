@@ -797,3 +797,27 @@ async fn a_session_ended_by_one_process_stops_working_in_another_at_once() {
     assert_eq!(whoami(&app_two, &ana.cookie).await.0, None);
     listening.abort();
 }
+
+#[tokio::test]
+async fn a_refused_cross_site_request_never_refreshes_a_session() {
+    let db = TestDb::new().await;
+    let state = support::state_for(&db);
+    let app = app_with(&state, roomy());
+    let ana = signed_in(&state, "ana@example.com").await;
+    let mut req = with_cookie(
+        form_post("/api/account/sign_out", ""),
+        &format!("sc_refresh={}", ana.refresh),
+    );
+    req.headers_mut()
+        .insert("origin", "https://evil.example".parse().unwrap());
+    let res = send(&app, req).await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    assert!(set_cookies(&res).is_empty(), "no cookies on a refusal");
+    assert_eq!(
+        db.count("refresh_tokens WHERE used_at IS NOT NULL").await,
+        0
+    );
+    assert_eq!(db.count("sessions WHERE revoked_at IS NOT NULL").await, 0);
+    // The token is still good for its owner.
+    assert!(refresh_works(&app, &ana).await);
+}
