@@ -5,8 +5,8 @@ export const PASSWORD = 'correct horse battery staple';
 
 /**
  * Collects browser errors; each spec fails on any it did not expect. Chromium logs refused
- * requests as failed loads: `allowed` lists the statuses a spec provokes on purpose (422 is
- * always allowed: it is the answer to input the server refuses, shown beside the field).
+ * requests as failed loads: a spec drops the ones it provokes on purpose with `allow` (a 422
+ * is always expected: it is the answer to input the server refuses, shown beside the field).
  */
 export function watchConsole(page: Page): string[] {
   const errors: string[] = [];

@@ -1,9 +1,9 @@
 //! Account pages: sign up, sign in, the account page (plan, password, devices), and the
 //! header's account menu.
 //!
-//! Every form is a real `<form>` posting to its server function, so it works before the
-//! WASM loads or without JavaScript; once hydrated, the same forms submit with fetch and
-//! show each field's error beside it. Signing in, up or out reloads the whole page, so
+//! Every form is a real `<form>` posting to its server function, with or without
+//! JavaScript: the server redirects back with the outcome in the query string, and the page
+//! shows each field's error beside it. Signing in, up or out reloads the whole page, so
 //! everything on it is rendered for the new account.
 
 use leptos::prelude::*;
@@ -228,8 +228,13 @@ fn mb(bytes: u64) -> String {
 fn AccountDetails(account: Account) -> impl IntoView {
     let error = posted_error(ChangePassword::PATH);
     let query = use_query_map();
-    // Set by the server's redirect after a successful change: how many devices it ended.
+    // Set by the server's redirect after a successful change: how many devices it ended. A
+    // failed attempt after it comes back to the same address (the redirect keeps the query),
+    // so an error hides the earlier success.
     let changed = move || {
+        if error.with(Option::is_some) {
+            return None;
+        }
         query.with(|q| {
             q.get_str("password_changed").map(|n| match n {
                 "0" => "Password changed.".to_owned(),
