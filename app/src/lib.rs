@@ -11,6 +11,8 @@ pub mod create;
 #[cfg(feature = "ssr")]
 pub mod csp;
 pub mod error;
+pub mod gallery;
+pub mod trends;
 
 #[cfg(feature = "ssr")]
 pub mod db;
@@ -79,6 +81,11 @@ pub fn App() -> impl IntoView {
                 <A href="/" attr:class="brand">
                     "SocialCraft"
                 </A>
+                <nav class="site-nav" aria-label="Main">
+                    <A href="/">"Create"</A>
+                    <A href="/gallery">"My images"</A>
+                    <A href="/explore">"Explore"</A>
+                </nav>
                 <accounts::ui::AccountMenu />
             </header>
             <main>
@@ -89,6 +96,9 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("signin") view=accounts::ui::SignInPage ssr=SsrMode::Async />
                     <Route path=path!("signup") view=accounts::ui::SignUpPage ssr=SsrMode::Async />
                     <Route path=path!("account") view=accounts::ui::AccountPage ssr=SsrMode::Async />
+                    <Route path=path!("gallery") view=gallery::ui::MyImagesPage ssr=SsrMode::Async />
+                    <Route path=path!("explore") view=gallery::ui::ExplorePage ssr=SsrMode::Async />
+                    <Route path=path!("images/:id") view=gallery::ui::ImagePage ssr=SsrMode::Async />
                 </Routes>
             </main>
             <footer class="site-footer">

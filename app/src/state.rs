@@ -40,6 +40,10 @@ pub struct AppState {
     pub changes: Changes,
     /// Sessions, sign-in lockout and tier limits.
     pub auth: Arc<Auth>,
+    /// Gallery cursors and the Explore page cache.
+    pub gallery: Arc<crate::gallery::service::Gallery>,
+    /// The trends ranking and its cache.
+    pub trends: Arc<crate::trends::service::Trends>,
 }
 
 impl AppState {

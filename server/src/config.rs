@@ -154,6 +154,18 @@ pub struct CreateConfig {
     pub blocklist_extra: Option<String>,
 }
 
+/// Trends ranking settings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TrendsConfig {
+    /// `TRENDS_REFRESH_SECS`: how often the ranking is recomputed in the background, default
+    /// 60. The cache keeps a ranking for five times as long if refreshing fails.
+    pub refresh: Duration,
+    /// `TRENDS_WINDOW_DAYS`: how far back prompts and feed rows count, default 7.
+    pub window: Duration,
+    /// `TRENDS_HALF_LIFE_HOURS`: how fast a prompt's weight halves, default 24.
+    pub half_life: Duration,
+}
+
 /// HTTP hardening settings.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HttpConfig {
@@ -205,6 +217,8 @@ pub struct Config {
     /// in development), `SIGNIN_LOCKOUT_FAILURES` (5) within `SIGNIN_LOCKOUT_MINUTES` (15),
     /// `TIER_{FREE,PRO,ENTERPRISE}_{API_PER_MINUTE,GENERATIONS_PER_DAY,STORAGE_MB}`.
     pub auth: app::accounts::auth::AuthSettings,
+    /// Trends ranking.
+    pub trends: TrendsConfig,
     /// Logging settings.
     pub log: LogConfig,
 }
@@ -428,6 +442,12 @@ impl Config {
             max_header_bytes: positive("MAX_HEADER_BYTES", 16 * 1024)?,
         };
 
+        let trends = TrendsConfig {
+            refresh: Duration::from_secs(positive("TRENDS_REFRESH_SECS", 60)? as u64),
+            window: Duration::from_secs(positive("TRENDS_WINDOW_DAYS", 7)? as u64 * 86_400),
+            half_life: Duration::from_secs(positive("TRENDS_HALF_LIFE_HOURS", 24)? as u64 * 3_600),
+        };
+
         let mut trusted_proxies = Vec::new();
         for p in get("TRUSTED_PROXIES")
             .unwrap_or("")
@@ -542,6 +562,7 @@ impl Config {
             http,
             rate_limits,
             auth,
+            trends,
             log: LogConfig {
                 format,
                 filter: get("RUST_LOG").unwrap_or("info").to_owned(),

@@ -46,6 +46,10 @@ pub fn routes(state: AppState, leptos_options: LeptosOptions) -> Router {
             "/api/generations/{id}/events",
             get(crate::create::events::generation_events),
         )
+        .route(
+            "/api/admin/trends/import",
+            axum::routing::post(crate::trends::admin_import),
+        )
         .route("/media/{*key}", get(media))
         .with_state(state);
 
@@ -207,6 +211,8 @@ async fn body_limit(
 ) -> Response {
     let limit = match crate::ratelimit::Group::of(req.method(), req.uri().path()) {
         Some(crate::ratelimit::Group::Auth) => AUTH_MAX_BODY_BYTES.min(max),
+        // Trend feeds are files; only administrators get past the handler's check.
+        _ if req.uri().path().starts_with("/api/admin/") => crate::trends::MAX_FEED_BYTES,
         _ => max,
     };
     let declared = req

@@ -3,6 +3,11 @@
 use clap::{Parser, Subcommand};
 use server::config::Config;
 
+/// The allocator: rendering pages allocates many short-lived strings, where mimalloc is much
+/// faster than glibc's malloc under concurrency (measured in docs/PERFORMANCE.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// SocialCraft: turn prompts into finished social-media images.
 #[derive(Parser)]
 #[command(name = "socialcraft", version)]
@@ -53,10 +58,43 @@ enum Command {
         #[command(subcommand)]
         command: UsersCommand,
     },
+    /// Trend feeds.
+    Trends {
+        #[command(subcommand)]
+        command: TrendsCommand,
+    },
+    /// Fill the database with N image records for demos and benchmarks (applies pending
+    /// migrations first).
+    Seed {
+        /// How many image records.
+        #[arg(long)]
+        images: usize,
+    },
+}
+
+#[derive(Subcommand)]
+enum TrendsCommand {
+    /// Import a feed: JSON (an array of objects) or CSV (with a header row), with the fields
+    /// topic, hashtag, source, score, observed_at. Bad rows are reported with their line
+    /// numbers and skipped; the rest imports.
+    Import {
+        /// The feed file (`.json` or `.csv`; otherwise told apart by its first character).
+        file: std::path::PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
 enum UsersCommand {
+    /// Let the account with EMAIL import trend feeds through the admin endpoint.
+    GrantAdmin {
+        /// The account's email.
+        email: String,
+    },
+    /// Take administration rights away from the account with EMAIL.
+    RevokeAdmin {
+        /// The account's email.
+        email: String,
+    },
     /// Put the account with EMAIL on TIER (free, pro or enterprise).
     SetTier {
         /// The account's email.
@@ -111,10 +149,17 @@ fn main() -> std::process::ExitCode {
     server::telemetry::init(&config.log);
     server::telemetry::install_panic_hook();
 
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.enable_all();
+    // Scheduler fairness under saturation (see docs/PERFORMANCE.md): how many tasks a worker
+    // runs between looks at the shared queue and at the I/O driver.
+    if let Some(n) = tuning("TOKIO_GLOBAL_QUEUE_INTERVAL") {
+        builder.global_queue_interval(n);
+    }
+    if let Some(n) = tuning("TOKIO_EVENT_INTERVAL") {
+        builder.event_interval(n);
+    }
+    let runtime = match builder.build() {
         Ok(rt) => rt,
         Err(e) => {
             tracing::error!(error = %e, "could not start the async runtime");
@@ -139,6 +184,16 @@ fn main() -> std::process::ExitCode {
             Command::Users {
                 command: UsersCommand::SignOut { email },
             } => server::startup::users_sign_out(config, &email).await,
+            Command::Users {
+                command: UsersCommand::GrantAdmin { email },
+            } => server::startup::users_set_admin(config, &email, true).await,
+            Command::Users {
+                command: UsersCommand::RevokeAdmin { email },
+            } => server::startup::users_set_admin(config, &email, false).await,
+            Command::Trends {
+                command: TrendsCommand::Import { file },
+            } => server::startup::trends_import(config, &file).await,
+            Command::Seed { images } => server::startup::seed(config, images).await,
         }
     });
     match result {
@@ -148,6 +203,11 @@ fn main() -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// A positive runtime tuning value from the environment.
+fn tuning(var: &str) -> Option<u32> {
+    std::env::var(var).ok()?.parse().ok().filter(|n| *n > 0)
 }
 
 fn render(

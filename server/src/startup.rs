@@ -141,6 +141,11 @@ async fn serve_with(config: &Config, db: &Database, options: LeptosOptions) -> R
             .prune_every(std::time::Duration::from_secs(60)),
     );
     let sweeper = tokio::spawn(sweep_sessions(state.clone()));
+    let media_sweeper = tokio::spawn(sweep_media(state.clone()));
+    let trends = tokio::spawn(crate::trends::refresh_loop(
+        state.clone(),
+        config.trends.refresh,
+    ));
     // Sessions ended by any process stop working here at once.
     let revocations = tokio::spawn(forward_revocations(db.url.clone(), state.auth.clone()));
     let router = crate::http::app_with(state.clone(), options, &settings);
@@ -177,6 +182,8 @@ async fn serve_with(config: &Config, db: &Database, options: LeptosOptions) -> R
     forwarder.abort();
     pruner.abort();
     sweeper.abort();
+    media_sweeper.abort();
+    trends.abort();
     revocations.abort();
     served?;
     tracing::info!("shut down cleanly");
@@ -186,6 +193,20 @@ async fn serve_with(config: &Config, db: &Database, options: LeptosOptions) -> R
 /// Resolves once `rx` says stop (or its sender is gone).
 async fn stopped(mut rx: watch::Receiver<bool>) {
     let _ = rx.wait_for(|stop| *stop).await;
+}
+
+/// Deletes stored files no record references any more (left by a delete that could not
+/// remove them at the time), hourly.
+async fn sweep_media(state: AppState) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
+    loop {
+        tick.tick().await;
+        match app::gallery::service::sweep(&state, std::time::Duration::from_secs(600)).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(files = n, "unreferenced media swept"),
+            Err(e) => tracing::warn!(error = %e, "media sweep failed"),
+        }
+    }
 }
 
 /// Deletes sessions that ended or expired more than a day ago, hourly (their spent refresh
@@ -244,7 +265,27 @@ pub fn build_state(config: &Config, pool: app::db::DbPool) -> Result<AppState, S
             config.secret_key.expose(),
             config.auth.clone(),
         )),
+        gallery: std::sync::Arc::new(app::gallery::service::Gallery::new(
+            config.secret_key.expose(),
+        )),
+        trends: std::sync::Arc::new(trends_cache(&config.trends)),
     })
+}
+
+/// The trends cache: a ranking lives five refresh intervals, so pages keep showing the last
+/// good one while the database is briefly away.
+pub fn trends_cache(config: &crate::config::TrendsConfig) -> app::trends::service::Trends {
+    let delta = |d: std::time::Duration| {
+        chrono::TimeDelta::from_std(d).unwrap_or(chrono::TimeDelta::days(7))
+    };
+    app::trends::service::Trends::new(
+        config.refresh * 5,
+        app::trends::rank::RankSettings {
+            window: delta(config.window),
+            half_life: delta(config.half_life),
+            ..Default::default()
+        },
+    )
 }
 
 /// The job worker with every handler the product has, configured from `config`.
@@ -372,6 +413,78 @@ pub async fn users_sign_out(config: Config, email: &str) -> Result<(), String> {
     })
     .await?;
     println!("{email}: {ended} session(s) ended");
+    Ok(())
+}
+
+/// `socialcraft users grant-admin|revoke-admin EMAIL`.
+pub async fn users_set_admin(config: Config, email: &str, admin: bool) -> Result<(), String> {
+    use app::db::schema::users;
+    use diesel::prelude::*;
+    use diesel_async::RunQueryDsl;
+    let n = with_database(&config, |url| async move {
+        let mut conn = connect(&url).await?;
+        diesel::update(users::table.filter(users::email.eq(email.trim().to_lowercase())))
+            .set(users::is_admin.eq(admin))
+            .execute(&mut conn)
+            .await
+            .map_err(|e| e.to_string())
+    })
+    .await?;
+    if n == 0 {
+        return Err(format!("no account with the email {email}"));
+    }
+    println!(
+        "{email} is {} an administrator",
+        if admin { "now" } else { "no longer" }
+    );
+    Ok(())
+}
+
+/// `socialcraft trends import FILE`: imports a JSON or CSV feed, reports skipped rows.
+pub async fn trends_import(config: Config, file: &std::path::Path) -> Result<(), String> {
+    let body = std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?;
+    let format = app::trends::feed::FeedFormat::detect(
+        file.file_name().and_then(|n| n.to_str()),
+        None,
+        &body,
+    );
+    let report = with_database(&config, |url| async move {
+        let mut conn = connect(&url).await?;
+        crate::trends::import(&mut conn, &body, format)
+            .await
+            .map_err(|e| e.to_string())
+    })
+    .await?;
+    for skipped in &report.skipped {
+        eprintln!(
+            "{}:{}: skipped: {}",
+            file.display(),
+            skipped.line,
+            skipped.message
+        );
+    }
+    println!(
+        "{}: {} row(s) imported, {} skipped",
+        file.display(),
+        report.imported,
+        report.skipped.len()
+    );
+    Ok(())
+}
+
+/// `socialcraft seed --images N`.
+pub async fn seed(config: Config, images: usize) -> Result<(), String> {
+    let media = crate::storage::media_store(&config)?;
+    let seeded = with_database(&config, |url| async move {
+        crate::db::run_migrations(&url).await?;
+        let mut conn = connect(&url).await?;
+        crate::seed::seed(&mut conn, &media, images).await
+    })
+    .await?;
+    println!(
+        "seeded {} images ({} stored pictures, {} ratings) in {:.1} s",
+        seeded.images, seeded.stored, seeded.ratings, seeded.seconds
+    );
     Ok(())
 }
 

@@ -46,6 +46,8 @@ pub struct GenerationRow {
     pub started_at: Option<DateTime<Utc>>,
     /// Finished (or failed) at.
     pub finished_at: Option<DateTime<Utc>>,
+    /// Who asked for it (`None` for rows from before accounts).
+    pub user_id: Option<Uuid>,
 }
 
 impl GenerationRow {
@@ -125,6 +127,8 @@ pub struct NewImage {
     pub bytes: i64,
     /// Time to make it.
     pub render_ms: i32,
+    /// Its owner, the generation's.
+    pub user_id: Option<Uuid>,
 }
 
 type NullableTz = diesel::sql_types::Nullable<diesel::sql_types::Timestamptz>;

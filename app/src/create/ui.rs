@@ -43,7 +43,15 @@ fn Studio() -> impl IntoView {
     // server, so a message here is exactly the one the server would have given.
     let local_errors = RwSignal::new(Vec::<FieldError>::new());
     let prompt_ref = NodeRef::<html::Textarea>::new();
-    let chars = RwSignal::new(0usize);
+    // A trend link without JavaScript comes back as `/?prompt=…`: start with it filled in.
+    let query = leptos_router::hooks::use_query_map();
+    let initial_prompt: String = query
+        .with_untracked(|q| q.get("prompt"))
+        .unwrap_or_default()
+        .chars()
+        .take(PROMPT_MAX_CHARS)
+        .collect();
+    let chars = RwSignal::new(initial_prompt.trim().chars().count());
     // Generations submitted from this page, newest first; they are followed live.
     let submitted = RwSignal::new(Vec::<GenerationView>::new());
 
@@ -132,7 +140,9 @@ fn Studio() -> impl IntoView {
                         aria-invalid=move || prompt_error.get().is_some().to_string()
                         aria-describedby="prompt-help prompt-error"
                         on:input=move |ev| chars.set(event_target_value(&ev).trim().chars().count())
-                    ></textarea>
+                    >
+                        {initial_prompt}
+                    </textarea>
                     <div class="field-help" id="prompt-help">
                         <span>{move || format!("{} / {PROMPT_MAX_CHARS}", chars.get())}</span>
                     </div>
@@ -167,6 +177,8 @@ fn Studio() -> impl IntoView {
                 <button type="submit" disabled=move || submit.pending().get()>
                     {move || if submit.pending().get() { "Submitting…" } else { "Create" }}
                 </button>
+                // After the button, so the form's controls stay on a phone's first screen.
+                <TrendChips prompt_ref chars />
             </form>
         </section>
         <section class="recent" aria-labelledby="recent-title">
@@ -197,6 +209,73 @@ fn Studio() -> impl IntoView {
                 </Transition>
             </div>
         </section>
+    }
+}
+
+/// Percent-encodes `s` for a query string value.
+fn query_value(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// The top trends; choosing one fills the prompt with its topic and hashtag. Each is also a
+/// link to `/?prompt=…`, which does the same without JavaScript.
+#[component]
+fn TrendChips(prompt_ref: NodeRef<html::Textarea>, chars: RwSignal<usize>) -> impl IntoView {
+    let trends = Resource::new(|| (), |_| crate::trends::top_trends());
+    view! {
+        <Transition fallback=|| ()>
+            {move || Suspend::new(async move {
+                let list = trends.await.unwrap_or_default();
+                if list.is_empty() {
+                    return ().into_any();
+                }
+                view! {
+                    <div class="trends" data-testid="trends">
+                        <p class="trends-title" id="trends-title">"Trending now"</p>
+                        <ul class="trend-chips" aria-labelledby="trends-title">
+                            {list
+                                .into_iter()
+                                .map(|t| {
+                                    let text = format!("{} {}", t.topic, t.hashtag);
+                                    let href = format!("/?prompt={}", query_value(&text));
+                                    let sources = t.sources.join(", ");
+                                    let on_click = move |ev: leptos::ev::MouseEvent| {
+                                        if let Some(el) = prompt_ref.get() {
+                                            ev.prevent_default();
+                                            el.set_value(&text);
+                                            chars.set(text.chars().count());
+                                            let _ = el.focus();
+                                        }
+                                    };
+                                    view! {
+                                        <li>
+                                            <a
+                                                class="trend-chip"
+                                                href=href
+                                                title=format!("From {sources}")
+                                                data-sources=sources.clone()
+                                                on:click=on_click
+                                            >
+                                                <span class="trend-topic">{t.topic.clone()}</span>
+                                                <span class="trend-tag">{t.hashtag.clone()}</span>
+                                            </a>
+                                        </li>
+                                    }
+                                })
+                                .collect_view()}
+                        </ul>
+                    </div>
+                }
+                    .into_any()
+            })}
+        </Transition>
     }
 }
 

@@ -54,6 +54,10 @@ diesel::table! {
         bytes -> Int8,
         render_ms -> Int4,
         created_at -> Timestamptz,
+        user_id -> Nullable<Uuid>,
+        public -> Bool,
+        rating_count -> Int4,
+        rating_sum -> Int4,
     }
 }
 
@@ -66,6 +70,38 @@ diesel::table! {
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
         storage_bytes -> Int8,
+        is_admin -> Bool,
+    }
+}
+
+diesel::table! {
+    image_ratings (image_id, user_id) {
+        image_id -> Uuid,
+        user_id -> Uuid,
+        stars -> Int2,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    media_blobs (key) {
+        key -> Text,
+        refs -> Int4,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    trend_imports (id) {
+        id -> Int8,
+        topic -> Text,
+        hashtag -> Text,
+        source -> Text,
+        score -> Float8,
+        observed_at -> Timestamptz,
+        imported_at -> Timestamptz,
     }
 }
 
@@ -98,12 +134,18 @@ diesel::joinable!(images -> generations (generation_id));
 diesel::joinable!(generations -> users (user_id));
 diesel::joinable!(sessions -> users (user_id));
 diesel::joinable!(refresh_tokens -> sessions (session_id));
+diesel::joinable!(images -> users (user_id));
+diesel::joinable!(image_ratings -> images (image_id));
+diesel::joinable!(image_ratings -> users (user_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     generations,
+    image_ratings,
     images,
     jobs,
+    media_blobs,
     refresh_tokens,
     sessions,
+    trend_imports,
     users,
 );

@@ -234,6 +234,7 @@ impl GenerateHandler {
             sha256: png.sha256,
             bytes: png.size as i64,
             render_ms: render_ms.min(i32::MAX as u128) as i32,
+            user_id: row.user_id,
         };
         let recorded = match self.conn().await {
             Ok(mut c) => records::insert_image(&mut c, &image).await.map_err(db),

@@ -209,6 +209,14 @@ pub fn state_for(db: &TestDb) -> AppState {
             TEST_SECRET,
             test_auth_settings(),
         )),
+        gallery: std::sync::Arc::new(app::gallery::service::Gallery::new(TEST_SECRET)),
+        trends: std::sync::Arc::new(server::startup::trends_cache(
+            &server::config::TrendsConfig {
+                refresh: std::time::Duration::from_secs(60),
+                window: std::time::Duration::from_secs(7 * 86_400),
+                half_life: std::time::Duration::from_secs(86_400),
+            },
+        )),
     }
 }
 

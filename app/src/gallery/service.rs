@@ -1,0 +1,336 @@
+//! What the gallery's server functions call. Only compiled with `ssr`.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use uuid::Uuid;
+
+use super::cursor::{CursorKey, Position};
+use super::records::{self, CardRow};
+use super::{ImageDetail, PAGE_SIZE, Page, RatingView, Scope, creator_name};
+use crate::create::{Format, Style};
+use crate::error::{AppError, ErrorCode};
+use crate::state::AppState;
+
+/// How long an Explore page is served from memory. Explore is the same for everyone, so a
+/// burst of visitors costs one query per page per interval; a shared or deleted image clears
+/// it at once in this process (other processes catch up within this time).
+pub const EXPLORE_TTL: Duration = Duration::from_secs(2);
+
+/// Explore pages kept at most (a crawler walking deep pages cannot grow memory without end).
+const EXPLORE_CACHED_PAGES: usize = 512;
+
+/// A cached Explore page and when it was loaded.
+struct Cached {
+    page: Arc<Page>,
+    loaded: Instant,
+}
+
+/// The gallery's per-process parts: the cursor key and the Explore page cache.
+///
+/// The cache is a plain map under a read-write lock, serving a page that is past its TTL
+/// while exactly one request reloads it (stale-while-revalidate): under load, nobody queues
+/// behind a reload. (moka, which the trends use, showed multi-second tail latencies here at
+/// 500 connections; see docs/PERFORMANCE.md.)
+pub struct Gallery {
+    cursors: CursorKey,
+    explore: RwLock<HashMap<Option<Position>, Cached>>,
+    reloading: Mutex<HashSet<Option<Position>>>,
+}
+
+impl std::fmt::Debug for Gallery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gallery").finish_non_exhaustive()
+    }
+}
+
+impl Gallery {
+    /// Cursors signed with a key derived from the application secret.
+    pub fn new(secret: &str) -> Self {
+        Self {
+            cursors: CursorKey::from_secret(secret),
+            explore: RwLock::new(HashMap::new()),
+            reloading: Mutex::new(HashSet::new()),
+        }
+    }
+
+    /// Forgets every cached Explore page (an image was shared, unshared or deleted).
+    pub fn explore_changed(&self) {
+        if let Ok(mut map) = self.explore.write() {
+            map.clear();
+        }
+    }
+
+    /// The cached page at `position`, and whether it is still fresh.
+    fn cached(&self, position: Option<Position>) -> Option<(Arc<Page>, bool)> {
+        let map = self.explore.read().ok()?;
+        map.get(&position)
+            .map(|c| (c.page.clone(), c.loaded.elapsed() < EXPLORE_TTL))
+    }
+
+    fn store(&self, position: Option<Position>, page: Arc<Page>) {
+        if let Ok(mut map) = self.explore.write() {
+            if map.len() >= EXPLORE_CACHED_PAGES && !map.contains_key(&position) {
+                map.clear();
+            }
+            map.insert(
+                position,
+                Cached {
+                    page,
+                    loaded: Instant::now(),
+                },
+            );
+        }
+    }
+
+    /// Claims the reload of a stale page; `false` when another request is reloading it.
+    fn claim_reload(&self, position: Option<Position>) -> bool {
+        self.reloading
+            .lock()
+            .map(|mut set| set.insert(position))
+            .unwrap_or(false)
+    }
+
+    fn release_reload(&self, position: Option<Position>) {
+        if let Ok(mut set) = self.reloading.lock() {
+            set.remove(&position);
+        }
+    }
+}
+
+/// Releases a reload claim when dropped.
+struct ReloadClaim<'a> {
+    gallery: &'a Gallery,
+    position: Option<Position>,
+}
+
+impl Drop for ReloadClaim<'_> {
+    fn drop(&mut self) {
+        self.gallery.release_reload(self.position);
+    }
+}
+
+fn bad_cursor() -> AppError {
+    AppError::new(
+        ErrorCode::BadRequest,
+        "That page link is not valid for this gallery. Start again from the first page.",
+    )
+}
+
+fn db(e: diesel::result::Error) -> AppError {
+    tracing::error!(error = %e, "gallery query failed");
+    AppError::unavailable()
+}
+
+async fn load_page(
+    state: &AppState,
+    scope: Scope,
+    viewer: Option<Uuid>,
+    after: Option<Position>,
+) -> Result<Page, AppError> {
+    let mut conn = state.conn().await?;
+    // One extra row says whether there is a next page without a count.
+    let mut rows = records::page(&mut conn, scope, viewer, after, PAGE_SIZE as i64 + 1)
+        .await
+        .map_err(db)?;
+    let more = rows.len() > PAGE_SIZE;
+    rows.truncate(PAGE_SIZE);
+    let next = match rows.last() {
+        Some(last) if more => Some(state.gallery.cursors.encode(scope, viewer, last.position())),
+        _ => None,
+    };
+    Ok(Page {
+        items: rows.iter().map(CardRow::card).collect(),
+        next,
+    })
+}
+
+/// A page of `scope` as `viewer` sees it, after the cursor `after`.
+pub async fn page(
+    state: &AppState,
+    scope: Scope,
+    viewer: Option<Uuid>,
+    after: Option<&str>,
+) -> Result<Page, AppError> {
+    let position = match after {
+        Some(c) => Some(
+            state
+                .gallery
+                .cursors
+                .decode(scope, viewer, c)
+                .map_err(|_| bad_cursor())?,
+        ),
+        None => None,
+    };
+    match scope {
+        Scope::Mine => load_page(state, scope, viewer, position).await,
+        Scope::Explore => {
+            let gallery = &state.gallery;
+            match gallery.cached(position) {
+                Some((page, true)) => Ok((*page).clone()),
+                Some((stale, false)) => {
+                    if !gallery.claim_reload(position) {
+                        return Ok((*stale).clone());
+                    }
+                    // Released even if this request is dropped mid-reload (client gone).
+                    let _claim = ReloadClaim { gallery, position };
+                    let loaded = load_page(state, scope, None, position).await;
+                    match loaded {
+                        Ok(page) => {
+                            gallery.store(position, Arc::new(page.clone()));
+                            Ok(page)
+                        }
+                        // The database is away: the last page is better than an error.
+                        Err(_) => Ok((*stale).clone()),
+                    }
+                }
+                None => {
+                    let page = load_page(state, scope, None, position).await?;
+                    gallery.store(position, Arc::new(page.clone()));
+                    Ok(page)
+                }
+            }
+        }
+    }
+}
+
+/// The image page for `viewer`, or `None` when they may not see it.
+pub async fn detail(
+    state: &AppState,
+    viewer: Option<Uuid>,
+    id: Uuid,
+) -> Result<Option<ImageDetail>, AppError> {
+    let mut conn = state.conn().await?;
+    let Some(row) = records::visible(&mut conn, viewer, id).await.map_err(db)? else {
+        return Ok(None);
+    };
+    let my_rating = match viewer {
+        Some(v) => records::rating_of(&mut conn, v, id).await.map_err(db)?,
+        None => None,
+    };
+    let (Some(style), Some(format)) =
+        (Style::from_slug(&row.style), Format::from_slug(&row.format))
+    else {
+        tracing::error!(image_id = %id, "image with an unknown style or format");
+        return Err(AppError::internal());
+    };
+    Ok(Some(ImageDetail {
+        card: row.card(),
+        style,
+        format,
+        creator: creator_name(row.user_id),
+        mine: viewer.is_some() && viewer == row.user_id,
+        my_rating,
+        png_bytes: u64::try_from(row.bytes).unwrap_or(0),
+        created_at: row.created_at,
+    }))
+}
+
+/// Rates (or with `None` clears the rating of) an image `user` can see.
+pub async fn rate(
+    state: &AppState,
+    user: Uuid,
+    id: Uuid,
+    stars: Option<u8>,
+) -> Result<RatingView, AppError> {
+    let mut conn = state.conn().await?;
+    let found = match stars {
+        Some(s) => records::rate(&mut conn, user, id, s).await.map_err(db)?,
+        None => {
+            records::clear_rating(&mut conn, user, id)
+                .await
+                .map_err(db)?;
+            records::visible(&mut conn, Some(user), id)
+                .await
+                .map_err(db)?
+                .is_some()
+        }
+    };
+    let totals = if found {
+        records::totals(&mut conn, id).await.map_err(db)?
+    } else {
+        None
+    };
+    let Some((count, sum)) = totals else {
+        return Err(AppError::not_found("No such image, or it is not shared."));
+    };
+    Ok(RatingView {
+        rating: records::mean(count, sum),
+        ratings: u32::try_from(count).unwrap_or(0),
+        mine: stars,
+    })
+}
+
+/// Shares or unshares `user`'s image.
+pub async fn share(state: &AppState, user: Uuid, id: Uuid, public: bool) -> Result<(), AppError> {
+    let mut conn = state.conn().await?;
+    if !records::set_public(&mut conn, user, id, public)
+        .await
+        .map_err(db)?
+    {
+        return Err(AppError::not_found("No such image."));
+    }
+    state.gallery.explore_changed();
+    tracing::info!(image_id = %id, public, "image sharing changed");
+    Ok(())
+}
+
+/// Deletes `user`'s image, then the files no other record uses.
+pub async fn delete(state: &AppState, user: Uuid, id: Uuid) -> Result<(), AppError> {
+    let mut conn = state.conn().await?;
+    let Some(keys) = records::delete(&mut conn, user, id).await.map_err(db)? else {
+        return Err(AppError::not_found("No such image."));
+    };
+    state.gallery.explore_changed();
+    // The record is gone either way; a file that cannot be deleted now stays counted at zero
+    // and the sweeper retries it, so this never fails the request.
+    match free(state, &keys).await {
+        Ok(n) => tracing::info!(image_id = %id, files_deleted = n, "image deleted"),
+        Err(e) => {
+            tracing::warn!(image_id = %id, error = %e, "image deleted; files left to the sweeper")
+        }
+    }
+    Ok(())
+}
+
+/// Deletes the files among `keys` that no record uses any more; returns how many.
+pub async fn free(state: &AppState, keys: &[String]) -> Result<usize, diesel::result::Error> {
+    let mut conn = state
+        .db
+        .get()
+        .await
+        .map_err(|e| diesel::result::Error::QueryBuilderError(e.to_string().into()))?;
+    let media = state.media.clone();
+    let removed = records::free_unreferenced(&mut conn, keys, move |key| {
+        let media = media.clone();
+        async move {
+            match media.delete(&key).await {
+                Ok(()) => true,
+                Err(e) => {
+                    tracing::warn!(key = %key, error = %e, "could not delete a stored file");
+                    false
+                }
+            }
+        }
+    })
+    .await?;
+    Ok(removed.len())
+}
+
+/// Frees blobs left unreferenced for at least `older_than` (a delete whose file removal
+/// failed, or a process that stopped between the two). Returns how many files went.
+pub async fn sweep(state: &AppState, older_than: Duration) -> Result<usize, diesel::result::Error> {
+    let keys = {
+        let mut conn = state
+            .db
+            .get()
+            .await
+            .map_err(|e| diesel::result::Error::QueryBuilderError(e.to_string().into()))?;
+        records::stale_unreferenced(&mut conn, older_than, 1000).await?
+    };
+    if keys.is_empty() {
+        return Ok(0);
+    }
+    free(state, &keys).await
+}
