@@ -146,15 +146,19 @@ pub async fn page(
         Scope::Mine => query.filter(images::user_id.eq(owner.unwrap_or_default())),
         Scope::Explore => query.filter(images::public.eq(true)),
     };
-    if let Some(p) = after {
-        query = query.filter(
-            diesel::dsl::sql::<Bool>("(images.created_at, images.id) < (")
-                .bind::<Timestamptz, _>(p.created_at)
-                .sql(", ")
-                .bind::<SqlUuid, _>(p.id)
-                .sql(")"),
-        );
-    }
+    // The first page starts after a position later than any image, so every page runs the
+    // same statement with the same plan: page 500 costs what page 1 does by construction.
+    let p = after.unwrap_or(Position {
+        created_at: chrono::DateTime::<Utc>::MAX_UTC,
+        id: Uuid::max(),
+    });
+    query = query.filter(
+        diesel::dsl::sql::<Bool>("(images.created_at, images.id) < (")
+            .bind::<Timestamptz, _>(p.created_at)
+            .sql(", ")
+            .bind::<SqlUuid, _>(p.id)
+            .sql(")"),
+    );
     query.load(conn).await
 }
 
