@@ -148,7 +148,10 @@ async fn run(dir: &std::path::Path, pg: &EmbeddedPg) -> Result<(), String> {
     }
     let mut first = None;
     for (scope, page, _, _, samples) in cases {
-        let p50 = report(&format!("{scope:?} page {page} (keyset, service call)"), samples);
+        let p50 = report(
+            &format!("{scope:?} page {page} (keyset, service call)"),
+            samples,
+        );
         match (page, first) {
             (1, _) | (_, None) => first = Some(p50),
             (_, Some(f)) => println!(
