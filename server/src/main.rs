@@ -149,17 +149,10 @@ fn main() -> std::process::ExitCode {
     server::telemetry::init(&config.log);
     server::telemetry::install_panic_hook();
 
-    let mut builder = tokio::runtime::Builder::new_multi_thread();
-    builder.enable_all();
-    // Scheduler fairness under saturation (see docs/PERFORMANCE.md): how many tasks a worker
-    // runs between looks at the shared queue and at the I/O driver.
-    if let Some(n) = tuning("TOKIO_GLOBAL_QUEUE_INTERVAL") {
-        builder.global_queue_interval(n);
-    }
-    if let Some(n) = tuning("TOKIO_EVENT_INTERVAL") {
-        builder.event_interval(n);
-    }
-    let runtime = match builder.build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             tracing::error!(error = %e, "could not start the async runtime");
@@ -203,11 +196,6 @@ fn main() -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
-}
-
-/// A positive runtime tuning value from the environment.
-fn tuning(var: &str) -> Option<u32> {
-    std::env::var(var).ok()?.parse().ok().filter(|n| *n > 0)
 }
 
 fn render(

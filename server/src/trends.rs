@@ -62,13 +62,12 @@ fn error(e: AppError) -> Response {
     (status, Json(e)).into_response()
 }
 
-async fn is_admin(state: &AppState, user: &CurrentUser) -> Result<bool, AppError> {
+async fn is_admin(conn: &mut AsyncPgConnection, user: &CurrentUser) -> Result<bool, AppError> {
     use app::db::schema::users;
-    let mut conn = state.conn().await?;
     users::table
         .find(user.id)
         .select(users::is_admin)
-        .first::<bool>(&mut conn)
+        .first::<bool>(conn)
         .await
         .optional()
         .map(|a| a.unwrap_or(false))
@@ -93,7 +92,12 @@ pub async fn admin_import(
             "Sign in as an administrator.",
         ));
     };
-    match is_admin(&state, &user).await {
+    // One connection for the check and the import.
+    let mut conn = match state.conn().await {
+        Ok(c) => c,
+        Err(e) => return error(e),
+    };
+    match is_admin(&mut conn, &user).await {
         Ok(true) => {}
         Ok(false) => {
             return error(AppError::new(
@@ -107,10 +111,6 @@ pub async fn admin_import(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok());
     let format = FeedFormat::detect(None, content_type, &body);
-    let mut conn = match state.conn().await {
-        Ok(c) => c,
-        Err(e) => return error(e),
-    };
     match import(&mut conn, &body, format).await {
         Ok(report) => {
             tracing::info!(

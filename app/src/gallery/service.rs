@@ -295,12 +295,8 @@ pub async fn delete(state: &AppState, user: Uuid, id: Uuid) -> Result<(), AppErr
 }
 
 /// Deletes the files among `keys` that no record uses any more; returns how many.
-pub async fn free(state: &AppState, keys: &[String]) -> Result<usize, diesel::result::Error> {
-    let mut conn = state
-        .db
-        .get()
-        .await
-        .map_err(|e| diesel::result::Error::QueryBuilderError(e.to_string().into()))?;
+pub async fn free(state: &AppState, keys: &[String]) -> Result<usize, AppError> {
+    let mut conn = state.conn().await?;
     let media = state.media.clone();
     let removed = records::free_unreferenced(&mut conn, keys, move |key| {
         let media = media.clone();
@@ -314,20 +310,19 @@ pub async fn free(state: &AppState, keys: &[String]) -> Result<usize, diesel::re
             }
         }
     })
-    .await?;
+    .await
+    .map_err(db)?;
     Ok(removed.len())
 }
 
 /// Frees blobs left unreferenced for at least `older_than` (a delete whose file removal
 /// failed, or a process that stopped between the two). Returns how many files went.
-pub async fn sweep(state: &AppState, older_than: Duration) -> Result<usize, diesel::result::Error> {
+pub async fn sweep(state: &AppState, older_than: Duration) -> Result<usize, AppError> {
     let keys = {
-        let mut conn = state
-            .db
-            .get()
+        let mut conn = state.conn().await?;
+        records::stale_unreferenced(&mut conn, older_than, 1000)
             .await
-            .map_err(|e| diesel::result::Error::QueryBuilderError(e.to_string().into()))?;
-        records::stale_unreferenced(&mut conn, older_than, 1000).await?
+            .map_err(db)?
     };
     if keys.is_empty() {
         return Ok(0);
