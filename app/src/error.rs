@@ -30,6 +30,8 @@ pub enum ErrorCode {
     NotFound,
     /// The request body is larger than this route accepts (413).
     PayloadTooLarge,
+    /// The file's type is not one we accept, or not the one declared (415).
+    UnsupportedMediaType,
     /// The request's headers are larger than the server accepts (431).
     HeadersTooLarge,
     /// Too many requests; `Retry-After` says when to try again (429).
@@ -54,6 +56,7 @@ impl ErrorCode {
             ErrorCode::Forbidden => 403,
             ErrorCode::NotFound => 404,
             ErrorCode::PayloadTooLarge => 413,
+            ErrorCode::UnsupportedMediaType => 415,
             ErrorCode::HeadersTooLarge => 431,
             ErrorCode::RateLimited | ErrorCode::QuotaExceeded => 429,
             ErrorCode::Unavailable => 503,
@@ -70,6 +73,7 @@ impl ErrorCode {
             ErrorCode::Forbidden => "forbidden",
             ErrorCode::NotFound => "not_found",
             ErrorCode::PayloadTooLarge => "payload_too_large",
+            ErrorCode::UnsupportedMediaType => "unsupported_media_type",
             ErrorCode::HeadersTooLarge => "headers_too_large",
             ErrorCode::RateLimited => "rate_limited",
             ErrorCode::QuotaExceeded => "quota_exceeded",

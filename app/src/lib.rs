@@ -13,6 +13,7 @@ pub mod csp;
 pub mod error;
 pub mod gallery;
 pub mod trends;
+pub mod uploads;
 
 #[cfg(feature = "ssr")]
 pub mod db;

@@ -20,6 +20,10 @@ pub enum MediaKind {
     Png,
     /// `image/webp`
     Webp,
+    /// `image/jpeg` (uploaded originals only)
+    Jpeg,
+    /// `image/svg+xml` (uploaded originals only)
+    Svg,
 }
 
 impl MediaKind {
@@ -28,6 +32,8 @@ impl MediaKind {
         match self {
             MediaKind::Png => "png",
             MediaKind::Webp => "webp",
+            MediaKind::Jpeg => "jpg",
+            MediaKind::Svg => "svg",
         }
     }
     /// The MIME type.
@@ -35,12 +41,16 @@ impl MediaKind {
         match self {
             MediaKind::Png => "image/png",
             MediaKind::Webp => "image/webp",
+            MediaKind::Jpeg => "image/jpeg",
+            MediaKind::Svg => "image/svg+xml",
         }
     }
     fn from_ext(ext: &str) -> Option<Self> {
         match ext {
             "png" => Some(MediaKind::Png),
             "webp" => Some(MediaKind::Webp),
+            "jpg" => Some(MediaKind::Jpeg),
+            "svg" => Some(MediaKind::Svg),
             _ => None,
         }
     }
@@ -69,11 +79,22 @@ pub struct KeyParts<'a> {
     pub sha256: &'a str,
     /// What it is.
     pub kind: MediaKind,
+    /// An uploaded original (`uploads/...`): served as a download, never inline.
+    pub original: bool,
 }
 
-/// Parses a key of the form `{16 hex}/{64 hex}.{png|webp}`; anything else (paths with `..`,
-/// other characters) is rejected, so request paths can never reach outside the store.
+/// The folder uploaded originals are stored under.
+pub const UPLOADS_PREFIX: &str = "uploads/";
+
+/// Parses a key of the form `{16 hex}/{64 hex}.{png|webp}` (what we made), or
+/// `uploads/{16 hex}/{64 hex}.{png|jpg|webp|svg}` (an uploaded original); anything else
+/// (paths with `..`, other characters) is rejected, so request paths can never reach outside
+/// the store.
 pub fn parse_key(key: &str) -> Option<KeyParts<'_>> {
+    let (original, key) = match key.strip_prefix(UPLOADS_PREFIX) {
+        Some(rest) => (true, rest),
+        None => (false, key),
+    };
     let (prefix, file) = key.split_once('/')?;
     let (hash, ext) = file.split_once('.')?;
     let hex = |s: &str, n: usize| {
@@ -84,9 +105,14 @@ pub fn parse_key(key: &str) -> Option<KeyParts<'_>> {
     if !hex(prefix, 16) || !hex(hash, 64) {
         return None;
     }
+    let kind = MediaKind::from_ext(ext)?;
+    if !original && !matches!(kind, MediaKind::Png | MediaKind::Webp) {
+        return None;
+    }
     Some(KeyParts {
         sha256: hash,
-        kind: MediaKind::from_ext(ext)?,
+        kind,
+        original,
     })
 }
 
@@ -124,6 +150,51 @@ impl MediaStore {
             .await
             .map_err(err)?;
         Ok(Stored { key, sha256, size })
+    }
+
+    /// Stores the file at `path` under `key`, streaming it in parts (never whole in memory).
+    pub async fn put_file(&self, key: &str, path: &Path) -> Result<(), MediaError> {
+        use tokio::io::AsyncReadExt;
+        /// S3's smallest part (except the last); also the most this holds in memory.
+        const PART: usize = 5 * 1024 * 1024;
+        let mut file = tokio::fs::File::open(path).await.map_err(err)?;
+        let mut upload = self
+            .store
+            .put_multipart(&ObjectPath::from(key))
+            .await
+            .map_err(err)?;
+        let result: Result<(), MediaError> = async {
+            loop {
+                let mut part = Vec::with_capacity(PART);
+                while part.len() < PART {
+                    let n = (&mut file)
+                        .take((PART - part.len()) as u64)
+                        .read_to_end(&mut part)
+                        .await
+                        .map_err(err)?;
+                    if n == 0 {
+                        break;
+                    }
+                }
+                if part.is_empty() {
+                    break;
+                }
+                let last = part.len() < PART;
+                upload.put_part(PutPayload::from(part)).await.map_err(err)?;
+                if last {
+                    break;
+                }
+            }
+            Ok(())
+        }
+        .await;
+        match result {
+            Ok(()) => upload.complete().await.map(|_| ()).map_err(err),
+            Err(e) => {
+                let _ = upload.abort().await;
+                Err(e)
+            }
+        }
     }
 
     /// The object at `key`, or `None` when there is none.
@@ -183,12 +254,24 @@ mod tests {
             parse_key(&format!("0123456789abcdef/{hash}.png")),
             Some(KeyParts {
                 sha256: &hash,
-                kind: MediaKind::Png
+                kind: MediaKind::Png,
+                original: false,
+            })
+        );
+        assert_eq!(
+            parse_key(&format!("uploads/0123456789abcdef/{hash}.svg")),
+            Some(KeyParts {
+                sha256: &hash,
+                kind: MediaKind::Svg,
+                original: true,
             })
         );
         for bad in [
             format!("../../../etc/{hash}.png"),
             format!("0123456789abcdef/{hash}.svg"),
+            format!("0123456789abcdef/{hash}.jpg"),
+            format!("uploads/uploads/0123456789abcdef/{hash}.png"),
+            format!("uploads/0123456789abcdef/{hash}.gif"),
             format!("0123456789ABCDEF/{hash}.png"),
             format!("0123456789abcdef/{hash}.png/x"),
             format!("0123456789abcdef/../{hash}.png"),

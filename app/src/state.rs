@@ -44,6 +44,8 @@ pub struct AppState {
     pub gallery: Arc<crate::gallery::service::Gallery>,
     /// The trends ranking and its cache.
     pub trends: Arc<crate::trends::service::Trends>,
+    /// Upload settings and the upload-URL key.
+    pub uploads: Arc<crate::uploads::service::Uploads>,
 }
 
 impl AppState {

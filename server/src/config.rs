@@ -166,6 +166,16 @@ pub struct TrendsConfig {
     pub half_life: Duration,
 }
 
+/// Upload settings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UploadsConfig {
+    /// `UPLOAD_MAX_BYTES`: the largest file, default 10,000,000 (10 MB).
+    pub max_bytes: u64,
+    /// `UPLOAD_TIMEOUT_SECS`: how long one upload request may take, default 600 (a 10 MB
+    /// file on a slow phone link); other requests keep `REQUEST_TIMEOUT_SECS`.
+    pub timeout: Duration,
+}
+
 /// HTTP hardening settings.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HttpConfig {
@@ -219,6 +229,8 @@ pub struct Config {
     pub auth: app::accounts::auth::AuthSettings,
     /// Trends ranking.
     pub trends: TrendsConfig,
+    /// Uploads.
+    pub uploads: UploadsConfig,
     /// Logging settings.
     pub log: LogConfig,
 }
@@ -448,6 +460,14 @@ impl Config {
             half_life: Duration::from_secs(positive("TRENDS_HALF_LIFE_HOURS", 24)? as u64 * 3_600),
         };
 
+        let uploads = UploadsConfig {
+            max_bytes: positive(
+                "UPLOAD_MAX_BYTES",
+                app::uploads::DEFAULT_MAX_UPLOAD_BYTES as usize,
+            )? as u64,
+            timeout: Duration::from_secs(positive("UPLOAD_TIMEOUT_SECS", 600)? as u64),
+        };
+
         let mut trusted_proxies = Vec::new();
         for p in get("TRUSTED_PROXIES")
             .unwrap_or("")
@@ -563,6 +583,7 @@ impl Config {
             rate_limits,
             auth,
             trends,
+            uploads,
             log: LogConfig {
                 format,
                 filter: get("RUST_LOG").unwrap_or("info").to_owned(),

@@ -18,7 +18,6 @@ use leptos::prelude::*;
 use leptos_axum::{LeptosRoutes, generate_route_list};
 use tower_http::CompressionLevel;
 use tower_http::compression::CompressionLayer;
-use tower_http::timeout::TimeoutLayer;
 
 use crate::ratelimit::RateLimits;
 use crate::security::Security;
@@ -50,6 +49,10 @@ pub fn routes(state: AppState, leptos_options: LeptosOptions) -> Router {
             "/api/admin/trends/import",
             axum::routing::post(crate::trends::admin_import),
         )
+        .route(
+            "/api/uploads/{token}",
+            axum::routing::put(crate::uploads::put_upload),
+        )
         .route("/media/{*key}", get(media))
         .with_state(state);
 
@@ -79,6 +82,10 @@ pub struct HttpSettings {
     pub max_body_bytes: usize,
     /// Largest total size of a request's headers.
     pub max_header_bytes: usize,
+    /// Largest upload body (`PUT /api/uploads/...`).
+    pub max_upload_bytes: usize,
+    /// Longest time an upload request may take.
+    pub upload_timeout: Duration,
 }
 
 /// Largest body of a sign-in, sign-up or refresh request: an email and a password.
@@ -92,6 +99,8 @@ impl Default for HttpSettings {
             request_timeout: Duration::from_secs(30),
             max_body_bytes: 64 * 1024,
             max_header_bytes: 16 * 1024,
+            max_upload_bytes: app::uploads::DEFAULT_MAX_UPLOAD_BYTES as usize,
+            upload_timeout: Duration::from_secs(600),
         }
     }
 }
@@ -108,6 +117,8 @@ impl HttpSettings {
             request_timeout: config.http.request_timeout,
             max_body_bytes: config.http.max_body_bytes,
             max_header_bytes: config.http.max_header_bytes,
+            max_upload_bytes: usize::try_from(config.uploads.max_bytes).unwrap_or(usize::MAX),
+            upload_timeout: config.uploads.timeout,
         }
     }
 }
@@ -122,12 +133,18 @@ pub fn with_middleware(router: Router, state: &AppState, settings: &HttpSettings
     router
         .layer(middleware::from_fn(server_fn_error_status))
         .layer(middleware::from_fn_with_state(
-            settings.max_body_bytes,
+            BodyLimits {
+                max: settings.max_body_bytes,
+                upload: settings.max_upload_bytes,
+            },
             body_limit,
         ))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::SERVICE_UNAVAILABLE,
-            settings.request_timeout,
+        .layer(middleware::from_fn_with_state(
+            Timeouts {
+                request: settings.request_timeout,
+                upload: settings.upload_timeout,
+            },
+            timeout,
         ))
         // The fastest level: the default gzip level cuts page throughput roughly tenfold on
         // a 2-core machine for a few percent smaller bodies.
@@ -201,16 +218,25 @@ async fn header_limit(
     next.run(req).await
 }
 
-/// Body limits per route group: sign-in and friends take a few kilobytes, everything else
-/// the configured maximum. A declared length over the limit is refused before reading (413);
-/// a body that turns out longer is cut off at the limit while being read.
+#[derive(Clone, Copy)]
+struct BodyLimits {
+    max: usize,
+    upload: usize,
+}
+
+/// Body limits per route group: sign-in and friends take a few kilobytes, uploads the upload
+/// cap, everything else the configured maximum. A declared length over the limit is refused
+/// before reading (413); a body that turns out longer is cut off at the limit while being
+/// read.
 async fn body_limit(
-    axum::extract::State(max): axum::extract::State<usize>,
+    axum::extract::State(limits): axum::extract::State<BodyLimits>,
     req: Request,
     next: Next,
 ) -> Response {
+    let max = limits.max;
     let limit = match crate::ratelimit::Group::of(req.method(), req.uri().path()) {
         Some(crate::ratelimit::Group::Auth) => AUTH_MAX_BODY_BYTES.min(max),
+        Some(crate::ratelimit::Group::Upload) => limits.upload,
         // Trend feeds are files; only administrators get past the handler's check.
         _ if req.uri().path().starts_with("/api/admin/") => crate::trends::MAX_FEED_BYTES,
         _ => max,
@@ -229,6 +255,31 @@ async fn body_limit(
     }
     let req = req.map(|b| Body::new(http_body_util::Limited::new(b, limit)));
     next.run(req).await
+}
+
+#[derive(Clone, Copy)]
+struct Timeouts {
+    request: Duration,
+    upload: Duration,
+}
+
+/// The response timeout (503 when it passes): uploads get their own, longer one, since the
+/// body of a 10 MB file on a slow link takes minutes to arrive.
+async fn timeout(
+    axum::extract::State(t): axum::extract::State<Timeouts>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let upload = req.method() == axum::http::Method::PUT
+        && matches!(
+            crate::ratelimit::Group::of(req.method(), req.uri().path()),
+            Some(crate::ratelimit::Group::Upload)
+        );
+    let limit = if upload { t.upload } else { t.request };
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(res) => res,
+        Err(_) => StatusCode::SERVICE_UNAVAILABLE.into_response(),
+    }
 }
 
 fn valid_request_id(v: &HeaderValue) -> Option<&str> {
@@ -371,15 +422,30 @@ async fn media(
         return (StatusCode::NOT_MODIFIED, cache, [(header::ETAG, etag)]).into_response();
     }
     match state.media.get(&key).await {
-        Ok(Some(bytes)) => (
-            cache,
-            [
-                (header::ETAG, etag),
-                (header::CONTENT_TYPE, parts.kind.content_type().to_owned()),
-            ],
-            bytes,
-        )
-            .into_response(),
+        Ok(Some(bytes)) => {
+            let mut res = (
+                cache,
+                [
+                    (header::ETAG, etag),
+                    (header::CONTENT_TYPE, parts.kind.content_type().to_owned()),
+                ],
+                bytes,
+            )
+                .into_response();
+            if parts.original {
+                // An uploaded original is the uploader's bytes: a download, never a document
+                // rendered on our origin (the sandboxing CSP covers the rest).
+                let name = format!(
+                    "attachment; filename=\"{}.{}\"",
+                    &parts.sha256[..16],
+                    parts.kind.ext()
+                );
+                if let Ok(v) = HeaderValue::from_str(&name) {
+                    res.headers_mut().insert(header::CONTENT_DISPOSITION, v);
+                }
+            }
+            res
+        }
         Ok(None) => StatusCode::NOT_FOUND.into_response(),
         Err(e) => {
             tracing::error!(error = %e, key = %key, "could not read media");

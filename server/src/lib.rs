@@ -17,4 +17,5 @@ pub mod startup;
 pub mod storage;
 pub mod telemetry;
 pub mod trends;
+pub mod uploads;
 pub mod worker;

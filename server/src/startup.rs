@@ -201,6 +201,12 @@ async fn sweep_media(state: AppState) {
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
     loop {
         tick.tick().await;
+        // Contents whose owners' accounts went first, so their files join the sweep.
+        match app::uploads::service::sweep(&state, std::time::Duration::from_secs(600)).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(files = n, "unreferenced uploads swept"),
+            Err(e) => tracing::warn!(error = %e, "upload sweep failed"),
+        }
         match app::gallery::service::sweep(&state, std::time::Duration::from_secs(600)).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(files = n, "unreferenced media swept"),
@@ -269,6 +275,11 @@ pub fn build_state(config: &Config, pool: app::db::DbPool) -> Result<AppState, S
             config.secret_key.expose(),
         )),
         trends: std::sync::Arc::new(trends_cache(&config.trends)),
+        uploads: std::sync::Arc::new(app::uploads::service::Uploads::new(
+            config.secret_key.expose(),
+            config.uploads.max_bytes,
+            config.data_dir.join("tmp").join("uploads"),
+        )),
     })
 }
 
@@ -311,7 +322,11 @@ pub fn build_worker(config: &Config, state: &AppState, url: &str) -> Result<Work
             ..WorkerConfig::default()
         },
     )
-    .handle(generate))
+    .handle(generate)
+    .handle(crate::uploads::variants::UploadVariantsHandler::new(
+        state.db.clone(),
+        state.media.clone(),
+    )))
 }
 
 /// `socialcraft worker`: runs the job worker alone until SIGINT or SIGTERM.

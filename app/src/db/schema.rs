@@ -35,6 +35,7 @@ diesel::table! {
         started_at -> Nullable<Timestamptz>,
         finished_at -> Nullable<Timestamptz>,
         user_id -> Nullable<Uuid>,
+        brand -> Nullable<Jsonb>,
     }
 }
 
@@ -129,6 +130,66 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    upload_blobs (sha256) {
+        sha256 -> Text,
+        mime -> Text,
+        bytes -> Int8,
+        width -> Int4,
+        height -> Int4,
+        original_key -> Text,
+        webp_320_key -> Nullable<Text>,
+        webp_720_key -> Nullable<Text>,
+        webp_full_key -> Nullable<Text>,
+        state -> Text,
+        error -> Nullable<Text>,
+        refs -> Int4,
+        duplicates -> Int4,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    assets (id) {
+        id -> Uuid,
+        user_id -> Uuid,
+        sha256 -> Text,
+        filename -> Text,
+        bytes -> Int8,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    upload_tickets (id) {
+        id -> Uuid,
+        user_id -> Uuid,
+        filename -> Text,
+        expires_at -> Timestamptz,
+        used_at -> Nullable<Timestamptz>,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    brands (id) {
+        id -> Uuid,
+        user_id -> Uuid,
+        name -> Text,
+        colors -> Text,
+        logo_asset_id -> Nullable<Uuid>,
+        font -> Text,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::joinable!(assets -> upload_blobs (sha256));
+diesel::joinable!(assets -> users (user_id));
+diesel::joinable!(upload_tickets -> users (user_id));
+diesel::joinable!(brands -> users (user_id));
+diesel::joinable!(brands -> assets (logo_asset_id));
 diesel::joinable!(generations -> jobs (job_id));
 diesel::joinable!(images -> generations (generation_id));
 diesel::joinable!(generations -> users (user_id));
@@ -139,6 +200,8 @@ diesel::joinable!(image_ratings -> images (image_id));
 diesel::joinable!(image_ratings -> users (user_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
+    assets,
+    brands,
     generations,
     image_ratings,
     images,
@@ -147,5 +210,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     refresh_tokens,
     sessions,
     trend_imports,
+    upload_blobs,
+    upload_tickets,
     users,
 );

@@ -485,7 +485,8 @@ fn decorate(svg: &mut String, style: Style, p: &Palette, rng: &mut Rng, w: f32, 
     }
 }
 
-fn fontdb() -> Arc<usvg::fontdb::Database> {
+/// The shipped fonts, loaded once; system fonts are never consulted.
+pub fn fonts() -> Arc<usvg::fontdb::Database> {
     static DB: OnceLock<Arc<usvg::fontdb::Database>> = OnceLock::new();
     DB.get_or_init(|| {
         let mut db = usvg::fontdb::Database::new();
@@ -501,7 +502,7 @@ fn fontdb() -> Arc<usvg::fontdb::Database> {
 pub fn render_pixmap(req: &RenderRequest<'_>) -> Result<resvg::tiny_skia::Pixmap, RenderError> {
     let svg = compose_svg(req);
     let options = usvg::Options {
-        fontdb: fontdb(),
+        fontdb: fonts(),
         font_family: "Inter".to_owned(),
         ..usvg::Options::default()
     };

@@ -170,27 +170,35 @@ pub fn downscale(
     })
 }
 
-/// Makes the PNG and the three WebP variants of `image` (already at its final size).
-/// Variants never upscale: a picture narrower than a variant width gets that variant at its
-/// own size.
-pub fn encode_all(image: &RgbaImage) -> Result<Encoded, EncodeError> {
+/// The three WebP variants of `image`: 320 px wide, 720 px wide and full size, in that
+/// order. Each smaller size is scaled from the next larger one, so the work shrinks with each
+/// size. Variants never upscale: a picture narrower than a variant width gets that variant at
+/// its own size (and the same bytes).
+pub fn encode_webp_variants(image: &RgbaImage) -> Result<[Vec<u8>; 3], EncodeError> {
     check(image)?;
     let mut resizer = Resizer::new();
-    let png = encode_png(image)?;
     let webp_full = encode_webp(image)?;
     let [small_w, medium_w] = VARIANT_WIDTHS;
-    let medium = if image.width > medium_w {
-        downscale(&mut resizer, image, medium_w)?
-    } else {
-        image.clone()
+    let medium = (image.width > medium_w)
+        .then(|| downscale(&mut resizer, image, medium_w))
+        .transpose()?;
+    let webp_720 = match &medium {
+        Some(m) => encode_webp(m)?,
+        None => webp_full.clone(),
     };
-    let webp_720 = encode_webp(&medium)?;
-    let small = if medium.width > small_w {
-        downscale(&mut resizer, &medium, small_w)?
+    let medium = medium.as_ref().unwrap_or(image);
+    let webp_320 = if medium.width > small_w {
+        encode_webp(&downscale(&mut resizer, medium, small_w)?)?
     } else {
-        medium
+        webp_720.clone()
     };
-    let webp_320 = encode_webp(&small)?;
+    Ok([webp_320, webp_720, webp_full])
+}
+
+/// Makes the PNG and the three WebP variants of `image` (already at its final size).
+pub fn encode_all(image: &RgbaImage) -> Result<Encoded, EncodeError> {
+    let png = encode_png(image)?;
+    let [webp_320, webp_720, webp_full] = encode_webp_variants(image)?;
     Ok(Encoded {
         width: image.width,
         height: image.height,

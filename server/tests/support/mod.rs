@@ -217,6 +217,11 @@ pub fn state_for(db: &TestDb) -> AppState {
                 half_life: std::time::Duration::from_secs(86_400),
             },
         )),
+        uploads: std::sync::Arc::new(app::uploads::service::Uploads::new(
+            TEST_SECRET,
+            app::uploads::DEFAULT_MAX_UPLOAD_BYTES,
+            dir.join("spool").join(&db.name),
+        )),
     }
 }
 

@@ -1,0 +1,1 @@
+//! The assets page (placeholder replaced below).
