@@ -7,6 +7,7 @@
 #![recursion_limit = "256"]
 
 pub mod accounts;
+pub mod brands;
 pub mod create;
 #[cfg(feature = "ssr")]
 pub mod csp;
@@ -86,6 +87,8 @@ pub fn App() -> impl IntoView {
                     <A href="/">"Create"</A>
                     <A href="/gallery">"My images"</A>
                     <A href="/explore">"Explore"</A>
+                    <A href="/brands">"Brands"</A>
+                    <A href="/assets">"Assets"</A>
                 </nav>
                 <accounts::ui::AccountMenu />
             </header>
@@ -100,6 +103,8 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("gallery") view=gallery::ui::MyImagesPage ssr=SsrMode::Async />
                     <Route path=path!("explore") view=gallery::ui::ExplorePage ssr=SsrMode::Async />
                     <Route path=path!("images/:id") view=gallery::ui::ImagePage ssr=SsrMode::Async />
+                    <Route path=path!("assets") view=uploads::ui::AssetsPage ssr=SsrMode::Async />
+                    <Route path=path!("brands") view=brands::ui::BrandsPage ssr=SsrMode::Async />
                 </Routes>
             </main>
             <footer class="site-footer">

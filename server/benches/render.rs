@@ -41,6 +41,7 @@ fn main() {
             style,
             format: Format::InstagramPortrait,
             seed: u64::from(seed),
+            brand: None,
         };
         let name = style.slug();
         measure(
@@ -55,6 +56,7 @@ fn main() {
             style,
             format: Format::InstagramPortrait,
             seed: u64::from(seed),
+            brand: None,
         };
         let picture = render_builtin(&image(0)).expect("render");
         measure("  of which PNG", 10, |_| {

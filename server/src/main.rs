@@ -228,6 +228,7 @@ fn render(
         style: valid.style,
         format: valid.format,
         seed,
+        brand: None,
     };
     let webp = out.extension().is_some_and(|e| e == "webp");
     let encoded = render_builtin(&request)

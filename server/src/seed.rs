@@ -122,6 +122,7 @@ async fn store_blobs(media: &MediaStore) -> Result<Vec<Blob>, String> {
                 style,
                 format,
                 seed: (i * 10 + j) as u64,
+                brand: None,
             };
             let encoded = tokio::task::spawn_blocking(move || {
                 let picture = render_builtin(&request).map_err(|e| e.detail)?;

@@ -688,3 +688,103 @@ async fn a_clean_svg_is_kept_and_drawn_for_its_variants() {
     let _ = stop.send(());
     let _ = task.await;
 }
+
+#[tokio::test]
+async fn brand_kits_take_only_their_owners_logo_and_travel_with_a_generation() {
+    let db = TestDb::new().await;
+    let state = state_for(&db);
+    let router = app(&state);
+    let (stop, task) = start_worker(&db, &state);
+    let me = signed_in(&state, "kit@example.com").await;
+    let other = signed_in(&state, "kit-other@example.com").await;
+    let (s, mine) = upload(&router, &me, "logo.png", "image/png", png(200, 80)).await;
+    assert_eq!(s, StatusCode::CREATED, "{mine}");
+    let logo = mine["asset"]["id"].as_str().unwrap().to_owned();
+    let (s, theirs) = upload(&router, &other, "theirs.png", "image/png", png(90, 90)).await;
+    assert_eq!(s, StatusCode::CREATED, "{theirs}");
+    let their_logo = theirs["asset"]["id"].as_str().unwrap().to_owned();
+    wait_ready(&router, &me, &logo).await;
+
+    let save = |body: String, who: &Session| {
+        let req = with_session(form_post("/api/brands/save", &body), who);
+        let router = router.clone();
+        async move {
+            let res = send(&router, req).await;
+            let status = res.status();
+            (status, json(res).await)
+        }
+    };
+    // Someone else's upload as the logo: refused beside the field.
+    let (s, v) = save(
+        format!("name=Acme&colors=%231d3557&font=inter&logo={their_logo}"),
+        &me,
+    )
+    .await;
+    assert_eq!(
+        (s, v["fields"][0]["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("logo")),
+        "{v}"
+    );
+    // Bad colours and fonts: every field at once.
+    let (s, v) = save("name=&colors=red&font=comic".into(), &me).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(v["fields"].as_array().unwrap().len(), 3, "{v}");
+    let (s, kit) = save(
+        format!("name=Acme&colors=%231D3557%2C%23e63946&font=serif&logo={logo}"),
+        &me,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{kit}");
+    assert_eq!(kit["colors"], serde_json::json!(["#1d3557", "#e63946"]));
+    assert!(kit["logo_url"].as_str().unwrap().starts_with("/media/"));
+    // The name is the owner's own: a second "Acme" is refused.
+    let (s, v) = save("name=Acme&colors=%23000&font=inter".to_owned(), &me).await;
+    assert_eq!(
+        (s, v["fields"][0]["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("taken")),
+        "{v}"
+    );
+    // Another user cannot see or use it.
+    let res = send(
+        &router,
+        with_session(form_post("/api/brands/list", ""), &other),
+    )
+    .await;
+    assert_eq!(json(res).await, serde_json::json!([]));
+    let kit_id = kit["id"].as_str().unwrap();
+    let submit = |who: &Session| {
+        with_session(
+            form_post(
+                "/api/generations/submit",
+                &format!(
+                    "prompt=Brand+launch&style=bold&format=instagram_square&variations=1&brand={kit_id}"
+                ),
+            ),
+            who,
+        )
+    };
+    let res = send(&router, submit(&other)).await;
+    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    // Its owner's generation carries a copy of the kit, logo picture included.
+    let res = send(&router, submit(&me)).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let generation = json(res).await;
+    let mut c = db.conn().await;
+    use diesel::prelude::*;
+    use diesel_async::RunQueryDsl;
+    let brand: Option<serde_json::Value> = app::db::schema::generations::table
+        .find(Uuid::parse_str(generation["id"].as_str().unwrap()).unwrap())
+        .select(app::db::schema::generations::brand)
+        .first(&mut c)
+        .await
+        .unwrap();
+    let kit: app::brands::BrandKit = serde_json::from_value(brand.expect("kit copied")).unwrap();
+    assert_eq!(kit.font, app::brands::Font::Serif);
+    assert_eq!(kit.colors, ["#1d3557", "#e63946"]);
+    assert!(
+        kit.logo_key
+            .is_some_and(|k| app::media::parse_key(&k).is_some())
+    );
+    let _ = stop.send(());
+    let _ = task.await;
+}

@@ -24,6 +24,38 @@ use crate::error::AppError;
 #[derive(Clone, Copy)]
 pub struct AccountContext(pub Resource<Result<Option<Account>, AppError>>);
 
+/// Shows `children` to a signed-in visitor; anyone else gets a sign-in link followed by
+/// `hint` (say, `" to upload."`). Waits for the account on the server, so the page arrives
+/// rendered either way.
+#[component]
+pub fn SignedInOnly(hint: &'static str, children: ChildrenFn) -> impl IntoView {
+    let account = use_account();
+    view! {
+        <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
+            {move || {
+                let children = children.clone();
+                Suspend::new(async move {
+                    let signed_in = match account {
+                        Some(AccountContext(r)) => r.await.ok().flatten().is_some(),
+                        None => false,
+                    };
+                    if signed_in {
+                        children().into_any()
+                    } else {
+                        view! {
+                            <p class="signed-out-hint">
+                                <A href="/signin">"Sign in"</A>
+                                {hint}
+                            </p>
+                        }
+                            .into_any()
+                    }
+                })
+            }}
+        </Suspense>
+    }
+}
+
 /// The account resource the app provided.
 pub fn use_account() -> Option<AccountContext> {
     use_context::<AccountContext>()

@@ -131,8 +131,19 @@ pub async fn submit_generation(
     style: String,
     format: String,
     variations: Option<String>,
+    brand: Option<String>,
 ) -> Result<GenerationView, AppError> {
     let user = crate::accounts::auth::require_user()?;
+    let brand = match brand.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+        None => None,
+        Some(s) => Some(Uuid::parse_str(s).map_err(|_| {
+            AppError::validation(vec![crate::error::FieldError::new(
+                "brand",
+                "invalid",
+                "Choose one of your brand kits.",
+            )])
+        })?),
+    };
     let valid = validate_submission(
         &prompt,
         &style,
@@ -141,7 +152,7 @@ pub async fn submit_generation(
     )
     .map_err(AppError::validation)?;
     let state = crate::state::AppState::from_context()?;
-    service::submit(&state, user, valid).await
+    service::submit_with_brand(&state, user, valid, brand).await
 }
 
 /// One of the signed-in creator's generations, for the page's polling fallback when the live

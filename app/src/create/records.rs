@@ -48,6 +48,8 @@ pub struct GenerationRow {
     pub finished_at: Option<DateTime<Utc>>,
     /// Who asked for it (`None` for rows from before accounts).
     pub user_id: Option<Uuid>,
+    /// The brand kit it was made with, as it was then (`brands::BrandKit` as JSON).
+    pub brand: Option<serde_json::Value>,
 }
 
 impl GenerationRow {

@@ -25,6 +25,7 @@ struct NewGeneration<'a> {
     provider: &'a str,
     seed: i64,
     user_id: Uuid,
+    brand: Option<serde_json::Value>,
 }
 
 /// A random base seed: each submission looks different, and the stored seed reproduces it.
@@ -43,6 +44,16 @@ pub async fn submit(
     user: CurrentUser,
     valid: Submission,
 ) -> Result<GenerationView, AppError> {
+    submit_with_brand(state, user, valid, None).await
+}
+
+/// [`submit`], painted with the user's brand kit `brand` (copied onto the generation).
+pub async fn submit_with_brand(
+    state: &AppState,
+    user: CurrentUser,
+    valid: Submission,
+    brand: Option<Uuid>,
+) -> Result<GenerationView, AppError> {
     if let Err(blocked) = state.create.blocklist.check(&valid.prompt) {
         tracing::info!(rule = %blocked.rule, "prompt blocked by moderation");
         return Err(AppError::validation(vec![FieldError::new(
@@ -58,6 +69,10 @@ pub async fn submit(
         .transaction::<_, AppError, _>(async |conn| {
             quota::lock_user(conn, user.id).await?;
             quota::check_generations(conn, user.id, limits, chrono::Utc::now()).await?;
+            let kit = match brand {
+                Some(id) => Some(crate::brands::service::kit_for(conn, user.id, id).await?),
+                None => None,
+            };
             let failed = |e| crate::db::query_failed("submit generation", e);
             let row: GenerationRow = diesel::insert_into(generations::table)
                 .values(NewGeneration {
@@ -68,6 +83,7 @@ pub async fn submit(
                     provider,
                     seed: random_seed(),
                     user_id: user.id,
+                    brand: kit.and_then(|k| serde_json::to_value(k).ok()),
                 })
                 .returning(GenerationRow::as_returning())
                 .get_result(conn)

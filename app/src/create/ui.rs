@@ -173,6 +173,7 @@ fn Studio() -> impl IntoView {
                         selected=VARIATIONS_MAX.to_string()
                     />
                 </div>
+                <crate::brands::ui::BrandSelect error=Signal::derive(move || field_message("brand")) />
                 <p class="form-error" role="alert">{move || form_error().map(|e| e.message)}</p>
                 <button type="submit" disabled=move || submit.pending().get()>
                     {move || if submit.pending().get() { "Submitting…" } else { "Create" }}

@@ -19,7 +19,7 @@ use uuid::Uuid;
 use super::{
     Card, DeleteImage, ImageDetail, Page, RateImage, Scope, ShareImage, gallery_page, get_image,
 };
-use crate::accounts::ui::{AccountContext, use_account};
+use crate::accounts::ui::{AccountContext, SignedInOnly, use_account};
 
 /// Images loaded eagerly at the top of a first page (about two rows on a wide screen); the
 /// rest wait until they are near the viewport.
@@ -32,7 +32,6 @@ const SIZES: &str =
 /// `/gallery`: the signed-in creator's images.
 #[component]
 pub fn MyImagesPage() -> impl IntoView {
-    let account = use_account();
     let query = use_query_map();
     let deleted = move || query.with(|q| q.get_str("deleted").is_some());
     view! {
@@ -43,25 +42,9 @@ pub fn MyImagesPage() -> impl IntoView {
             <Show when=deleted>
                 <p class="form-ok" role="status">"Image deleted."</p>
             </Show>
-            <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
-                {move || Suspend::new(async move {
-                    let signed_in = match account {
-                        Some(AccountContext(r)) => r.await.ok().flatten().is_some(),
-                        None => false,
-                    };
-                    if signed_in {
-                        view! { <Gallery scope=Scope::Mine /> }.into_any()
-                    } else {
-                        view! {
-                            <p class="signed-out-hint">
-                                <A href="/signin">"Sign in"</A>
-                                " to see your images."
-                            </p>
-                        }
-                            .into_any()
-                    }
-                })}
-            </Suspense>
+            <SignedInOnly hint=" to see your images.">
+                <Gallery scope=Scope::Mine />
+            </SignedInOnly>
         </section>
     }
 }

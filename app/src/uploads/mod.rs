@@ -267,7 +267,7 @@ pub fn size_label(bytes: u64) -> String {
     for (unit, size) in [("GB", 1_000_000_000u64), ("MB", 1_000_000), ("KB", 1_000)] {
         if bytes >= size {
             let tenths = bytes * 10 / size;
-            return if tenths % 10 == 0 || tenths >= 100 {
+            return if tenths.is_multiple_of(10) || tenths >= 100 {
                 format!("{} {unit}", tenths / 10)
             } else {
                 format!("{}.{} {unit}", tenths / 10, tenths % 10)

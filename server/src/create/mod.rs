@@ -2,6 +2,7 @@
 //! them, the `generate` job that stores them, and the live progress stream.
 
 pub mod events;
+pub mod logo;
 pub mod openai;
 pub mod pipeline;
 pub mod provider;

@@ -152,6 +152,18 @@ impl GenerateHandler {
                 "The image provider for this generation is not available.",
             )
         })?;
+        let kit: Option<app::brands::BrandKit> = row
+            .brand
+            .as_ref()
+            .and_then(|v| serde_json::from_value(v.clone()).ok());
+        let look = kit.as_ref().map(|k| super::render::BrandLook {
+            colors: k.colors.clone(),
+            font: k.font,
+        });
+        let logo = match kit.as_ref().and_then(|k| k.logo_key.as_deref()) {
+            Some(key) => self.logo(key).await,
+            None => None,
+        };
         let total = u8::try_from(row.variations.clamp(1, 4)).unwrap_or(1);
         for i in 0..total {
             if done.contains(&i32::from(i)) {
@@ -163,11 +175,18 @@ impl GenerateHandler {
                 style,
                 format,
                 seed: row.variation_seed(i) as u64,
+                brand: look.clone(),
             };
             let picture = provider.generate(&request).await?;
             let (w, h) = format.size();
+            let logo = logo.clone();
             let encoded = tokio::task::spawn_blocking(move || {
-                variants::fit(picture, w, h).and_then(|p| variants::encode_all(&p))
+                variants::fit(picture, w, h).and_then(|mut p| {
+                    if let Some(logo) = &logo {
+                        super::logo::place(&mut p, logo, format)?;
+                    }
+                    variants::encode_all(&p)
+                })
             })
             .await
             .map_err(|e| Failure::internal(format!("encoder task: {e}")))?
@@ -184,6 +203,33 @@ impl GenerateHandler {
         let mut c = self.conn().await?;
         records::mark_succeeded(&mut c, id).await.map_err(db)?;
         Ok(())
+    }
+
+    /// The kit's logo picture, decoded; `None` (logged) when it is gone or unreadable, so a
+    /// deleted logo never fails a generation.
+    async fn logo(&self, key: &str) -> Option<Arc<super::provider::RgbaImage>> {
+        let bytes = match self.media.get(key).await {
+            Ok(Some(b)) => b,
+            Ok(None) => {
+                tracing::warn!(key, "brand logo missing from storage; rendering without it");
+                return None;
+            }
+            Err(e) => {
+                tracing::warn!(key, error = %e, "could not read the brand logo; rendering without it");
+                return None;
+            }
+        };
+        let decoded = tokio::task::spawn_blocking(move || {
+            crate::uploads::variants::decode(&bytes, app::uploads::Mime::Webp)
+        })
+        .await;
+        match decoded {
+            Ok(Ok(img)) => Some(Arc::new(img)),
+            other => {
+                tracing::warn!(key, outcome = ?other.map(|r| r.map(|_| ())), "brand logo did not decode");
+                None
+            }
+        }
     }
 
     /// Stores the four files, then records the image. Files of a variation that turns out to

@@ -21,6 +21,8 @@ pub struct ImageRequest {
     pub format: Format,
     /// The variation's seed.
     pub seed: u64,
+    /// The brand kit's colours and font (the built-in renderer paints with them).
+    pub brand: Option<super::render::BrandLook>,
 }
 
 /// A picture as a provider returns it: straight-alpha RGBA8, any size.
@@ -94,6 +96,7 @@ pub fn render_builtin(request: &ImageRequest) -> Result<RgbaImage, ProviderError
         style: request.style,
         format: request.format,
         seed: request.seed,
+        brand: request.brand.as_ref(),
     })
     .map_err(|e| ProviderError::permanent(e.to_string(), "The built-in renderer failed."))?;
     let (width, height) = (pixmap.width(), pixmap.height());
@@ -158,6 +161,7 @@ mod tests {
             style: Style::Minimal,
             format: Format::Linkedin,
             seed: 3,
+            brand: None,
         })
         .unwrap();
         assert_eq!((img.width, img.height), (1200, 627));

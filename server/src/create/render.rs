@@ -15,10 +15,24 @@ use skrifa::instance::{LocationRef, Size};
 
 const FONT_BOLD: &[u8] = include_bytes!("../../assets/fonts/Inter-Bold.otf");
 const FONT_REGULAR: &[u8] = include_bytes!("../../assets/fonts/Inter-Regular.otf");
+// The other brand-kit fonts (DejaVu, free licence in `assets/fonts/LICENSE-DejaVu.txt`).
+const FONT_SERIF: &[u8] = include_bytes!("../../assets/fonts/DejaVuSerif-Bold.ttf");
+const FONT_MONO: &[u8] = include_bytes!("../../assets/fonts/DejaVuSansMono-Bold.ttf");
+
+/// A brand kit's look: it replaces the style's palette and the headline font.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrandLook {
+    /// One to six `#rrggbb` colours, most important first.
+    pub colors: Vec<String>,
+    /// The headline font.
+    pub font: app::brands::Font,
+}
 
 /// What to draw.
 #[derive(Debug, Clone, Copy)]
 pub struct RenderRequest<'a> {
+    /// The brand kit's colours and font, if one was chosen.
+    pub brand: Option<&'a BrandLook>,
     /// The headline: the creator's prompt.
     pub prompt: &'a str,
     /// The visual style.
@@ -61,14 +75,14 @@ impl Headline {
     }
 }
 
-struct Palette {
-    stops: [&'static str; 3],
-    text: &'static str,
-    accent: &'static str,
+struct Palette<'a> {
+    stops: [&'a str; 3],
+    text: &'a str,
+    accent: &'a str,
     uppercase: bool,
 }
 
-fn palette(style: Style) -> Palette {
+fn palette(style: Style) -> Palette<'static> {
     match style {
         Style::Bold => Palette {
             stops: ["#111111", "#1d1d1d", "#2b2b2b"],
@@ -153,14 +167,21 @@ struct Measurer {
 }
 
 impl Measurer {
-    fn get() -> Option<&'static Measurer> {
-        static M: OnceLock<Option<Measurer>> = OnceLock::new();
-        M.get_or_init(|| {
-            skrifa::FontRef::new(FONT_BOLD)
-                .ok()
-                .map(|font| Measurer { font })
-        })
-        .as_ref()
+    fn get(font: app::brands::Font) -> Option<&'static Measurer> {
+        static M: OnceLock<[Option<Measurer>; 3]> = OnceLock::new();
+        let all = M.get_or_init(|| {
+            [FONT_BOLD, FONT_SERIF, FONT_MONO].map(|bytes| {
+                skrifa::FontRef::new(bytes)
+                    .ok()
+                    .map(|font| Measurer { font })
+            })
+        });
+        let i = match font {
+            app::brands::Font::Inter => 0,
+            app::brands::Font::Serif => 1,
+            app::brands::Font::Mono => 2,
+        };
+        all[i].as_ref()
     }
 
     fn width(&self, text: &str, size: f32) -> f32 {
@@ -179,8 +200,8 @@ impl Measurer {
     }
 }
 
-fn width_of(text: &str, size: f32) -> f32 {
-    match Measurer::get() {
+fn width_of(font: app::brands::Font, text: &str, size: f32) -> f32 {
+    match Measurer::get(font) {
         Some(m) => m.width(text, size),
         // Unreachable with the bundled font; a generous estimate keeps text inside anyway.
         None => text.chars().count() as f32 * size * 0.7,
@@ -188,7 +209,7 @@ fn width_of(text: &str, size: f32) -> f32 {
 }
 
 /// Greedy word wrap at `size`; words wider than the line are broken between characters.
-fn wrap(text: &str, size: f32, max_width: f32) -> Vec<String> {
+fn wrap(font: app::brands::Font, text: &str, size: f32, max_width: f32) -> Vec<String> {
     let mut lines = Vec::new();
     let mut line = String::new();
     for word in text.split_whitespace() {
@@ -197,20 +218,20 @@ fn wrap(text: &str, size: f32, max_width: f32) -> Vec<String> {
         } else {
             format!("{line} {word}")
         };
-        if width_of(&candidate, size) <= max_width {
+        if width_of(font, &candidate, size) <= max_width {
             line = candidate;
             continue;
         }
         if !line.is_empty() {
             lines.push(std::mem::take(&mut line));
         }
-        if width_of(word, size) <= max_width {
+        if width_of(font, word, size) <= max_width {
             line = word.to_owned();
         } else {
             for c in word.chars() {
                 let mut next = line.clone();
                 next.push(c);
-                if width_of(&next, size) > max_width && !line.is_empty() {
+                if width_of(font, &next, size) > max_width && !line.is_empty() {
                     lines.push(std::mem::replace(&mut line, c.to_string()));
                 } else {
                     line = next;
@@ -227,12 +248,17 @@ fn wrap(text: &str, size: f32, max_width: f32) -> Vec<String> {
 /// Fits `text` into `area`: the largest size (down to a floor) at which the wrapped lines fit
 /// both ways; at the floor, lines that do not fit are cut and the last ends with "…".
 pub fn layout_headline(text: &str, area: Rect) -> Headline {
+    layout_headline_in(app::brands::Font::Inter, text, area)
+}
+
+/// [`layout_headline`] measured with `font`.
+pub fn layout_headline_in(font: app::brands::Font, text: &str, area: Rect) -> Headline {
     let max_size = (area.h * 0.3).min(area.w * 0.16);
     let min_size = (area.w * 0.035).max(18.0);
     let mut size = max_size;
     loop {
         let line_height = size * 1.18;
-        let lines = wrap(text, size, area.w);
+        let lines = wrap(font, text, size, area.w);
         let fits = lines.len() as f32 * line_height <= area.h;
         if fits || size <= min_size {
             let max_lines = ((area.h / line_height).floor() as usize).max(1);
@@ -240,13 +266,13 @@ pub fn layout_headline(text: &str, area: Rect) -> Headline {
             if lines.len() > max_lines {
                 lines.truncate(max_lines);
                 if let Some(last) = lines.last_mut() {
-                    while !last.is_empty() && width_of(&format!("{last}…"), size) > area.w {
+                    while !last.is_empty() && width_of(font, &format!("{last}…"), size) > area.w {
                         last.pop();
                     }
                     last.push('…');
                 }
             }
-            let widths = lines.iter().map(|l| width_of(l, size)).collect();
+            let widths = lines.iter().map(|l| width_of(font, l, size)).collect();
             return Headline {
                 font_size: size,
                 line_height,
@@ -284,11 +310,56 @@ fn headline_area(format: Format) -> Rect {
     }
 }
 
+/// The style's palette in a brand's colours: the background gradient from the first colours,
+/// the accent from the last, and black or white text, whichever reads better on the
+/// background.
+fn brand_palette<'a>(style: &Palette<'static>, brand: &'a BrandLook) -> Palette<'a> {
+    let c = |i: usize| -> &'a str {
+        brand
+            .colors
+            .get(i)
+            .or(brand.colors.last())
+            .map_or("#000000", String::as_str)
+    };
+    let n = brand.colors.len().max(1);
+    let stops = [c(0), c(1.min(n - 1)), c(2.min(n - 1))];
+    let accent = if n > 1 { c(n - 1) } else { style.accent };
+    let text = if luminance(stops[0]) * 0.5 + luminance(stops[1]) * 0.5 > 0.45 {
+        "#111111"
+    } else {
+        "#ffffff"
+    };
+    Palette {
+        stops,
+        text,
+        accent,
+        uppercase: style.uppercase,
+    }
+}
+
+/// Relative luminance (0 black to 1 white) of `#rrggbb`.
+fn luminance(hex: &str) -> f32 {
+    let v = u32::from_str_radix(hex.trim_start_matches('#'), 16).unwrap_or(0);
+    let lin = |c: u32| {
+        let c = c as f32 / 255.0;
+        if c <= 0.04045 {
+            c / 12.92
+        } else {
+            ((c + 0.055) / 1.055).powf(2.4)
+        }
+    };
+    0.2126 * lin((v >> 16) & 0xff) + 0.7152 * lin((v >> 8) & 0xff) + 0.0722 * lin(v & 0xff)
+}
+
 /// Composes the SVG document for `req`.
 pub fn compose_svg(req: &RenderRequest<'_>) -> String {
     let (w, h) = req.format.size();
     let (wf, hf) = (w as f32, h as f32);
-    let p = palette(req.style);
+    let p = match req.brand {
+        Some(b) => brand_palette(&palette(req.style), b),
+        None => palette(req.style),
+    };
+    let font = req.brand.map_or(app::brands::Font::Inter, |b| b.font);
     let mut rng = Rng::new(req.seed, req.style, req.format);
     let mut svg = String::with_capacity(8 * 1024);
     let _ = write!(
@@ -312,19 +383,20 @@ pub fn compose_svg(req: &RenderRequest<'_>) -> String {
     } else {
         req.prompt.to_owned()
     };
-    let headline = layout_headline(&text, area);
+    let headline = layout_headline_in(font, &text, area);
     let top = area.y + (area.h - headline.height()) / 2.0;
     let cx = area.x + area.w / 2.0;
-    let weight = if req.style == Style::Minimal {
+    let weight = if req.style == Style::Minimal && font == app::brands::Font::Inter {
         400
     } else {
         700
     };
+    let family = font.family();
     for (i, line) in headline.lines.iter().enumerate() {
         let baseline = top + headline.line_height * (i as f32 + 0.8);
         let _ = write!(
             svg,
-            r#"<text x="{cx:.1}" y="{baseline:.1}" font-family="Inter" font-weight="{weight}" font-size="{:.1}" fill="{}" text-anchor="middle">{}</text>"#,
+            r#"<text x="{cx:.1}" y="{baseline:.1}" font-family="{family}" font-weight="{weight}" font-size="{:.1}" fill="{}" text-anchor="middle">{}</text>"#,
             headline.font_size,
             p.text,
             escape(line)
@@ -492,6 +564,8 @@ pub fn fonts() -> Arc<usvg::fontdb::Database> {
         let mut db = usvg::fontdb::Database::new();
         db.load_font_data(FONT_BOLD.to_vec());
         db.load_font_data(FONT_REGULAR.to_vec());
+        db.load_font_data(FONT_SERIF.to_vec());
+        db.load_font_data(FONT_MONO.to_vec());
         db.set_sans_serif_family("Inter");
         Arc::new(db)
     })
@@ -535,6 +609,7 @@ mod tests {
             style,
             format,
             seed,
+            brand: None,
         }
     }
 
@@ -672,5 +747,33 @@ mod tests {
         ));
         assert!(!svg.contains("<script>"));
         assert!(svg.contains("&lt;SCRIPT&gt;"));
+    }
+
+    #[test]
+    fn a_brand_kit_paints_with_its_colours_and_font() {
+        let look = BrandLook {
+            colors: vec!["#1d3557".into()],
+            font: app::brands::Font::Serif,
+        };
+        let req = RenderRequest {
+            brand: Some(&look),
+            ..req("Brand day", Style::Minimal, Format::InstagramSquare, 2)
+        };
+        let svg = compose_svg(&req);
+        assert!(svg.contains(r#"font-family="DejaVu Serif""#), "{svg}");
+        // A dark kit colour gets white text.
+        assert!(svg.contains(r##"fill="#ffffff" text-anchor"##), "{svg}");
+        let pixmap = render_pixmap(&req).unwrap();
+        let corner = pixmap.pixel(3, 3).unwrap();
+        assert_eq!(
+            (corner.red(), corner.green(), corner.blue()),
+            (0x1d, 0x35, 0x57)
+        );
+        // The serif headline measures differently from Inter's.
+        let area = headline_area(Format::InstagramSquare);
+        assert_ne!(
+            layout_headline_in(app::brands::Font::Serif, "Brand day", area).widths,
+            layout_headline_in(app::brands::Font::Inter, "Brand day", area).widths
+        );
     }
 }

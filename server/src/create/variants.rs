@@ -57,6 +57,13 @@ impl std::fmt::Debug for Encoded {
 #[error("encoding variants: {0}")]
 pub struct EncodeError(String);
 
+impl EncodeError {
+    /// An error with this description.
+    pub fn new(detail: impl Into<String>) -> Self {
+        Self(detail.into())
+    }
+}
+
 fn err(e: impl std::fmt::Display) -> EncodeError {
     EncodeError(e.to_string())
 }
