@@ -1,6 +1,6 @@
 //! The upload variant pipeline against libvips' `vipsthumbnail` on the same inputs and the
-//! same outputs: three WebP files per image (320 px wide, 720 px wide, full size, quality 82,
-//! metadata stripped), one thread each.
+//! same outputs: three WebP files per image (320 px wide, 720 px wide, full size, quality 82
+//! at libwebp effort 2, metadata stripped), one thread each.
 //!
 //! Ours decodes each image once and scales each size from the next larger one; the libvips
 //! CLI makes one output per run, so it runs three times per image (its process start-up, a few
@@ -58,7 +58,12 @@ fn vips(input: &Path, width: u32, out: &Path) -> Duration {
         .arg("--size")
         .arg(format!("{width}x"))
         .arg("-o")
-        .arg(format!("{}[Q=82,strip]", out.display()))
+        // The same encoder settings as ours: quality 82, libwebp effort 2 (WEBP_METHOD).
+        .arg(format!(
+            "{}[Q=82,effort={},strip]",
+            out.display(),
+            server::create::variants::WEBP_METHOD
+        ))
         .status()
         .expect("run vipsthumbnail");
     assert!(
