@@ -29,6 +29,9 @@ pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// Largest server-function error body we read back to pick its status.
 const MAX_ERROR_BODY: usize = 64 * 1024;
 
+/// Longest pause in a page's (or server function's) response body.
+pub const PAGE_BODY_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// All routes: pages, server functions, static files, health and readiness. No middleware.
 pub fn routes(state: AppState, leptos_options: LeptosOptions) -> Router {
     let route_list = generate_route_list(App);
@@ -64,6 +67,13 @@ pub fn routes(state: AppState, leptos_options: LeptosOptions) -> Router {
         .fallback(leptos_axum::file_and_error_handler_with_context(
             provide_state,
             shell,
+        ))
+        // A page whose body stops arriving is cut off instead of held open forever (the
+        // request timeout covers only the time to the response head). Leptos has known rare
+        // stalls in server-rendered streams (leptos-rs/leptos#4851); this bounds them. Not on
+        // the API routes: progress streams are long-lived by design.
+        .layer(tower_http::timeout::ResponseBodyTimeoutLayer::new(
+            PAGE_BODY_IDLE_TIMEOUT,
         ))
         .with_state(leptos_options)
         .merge(api)

@@ -12,20 +12,7 @@ use crate::uploads::{Asset, AssetState, list_assets};
 /// The brand kits page.
 #[component]
 pub fn BrandsPage() -> impl IntoView {
-    view! {
-        <Title text="Brand kits" />
-        <section class="brands-page">
-            <h1>"Brand kits"</h1>
-            <p class="lede">"Your colours, font and logo, ready for every image you create."</p>
-            <SignedInOnly hint=" to keep brand kits.">
-                <Kits />
-            </SignedInOnly>
-        </section>
-    }
-}
-
-#[component]
-fn Kits() -> impl IntoView {
+    // Made outside the Suspense that shows them (see `create::ui::CreatePage`).
     let save = ServerAction::<SaveBrand>::new();
     let delete = ServerAction::<DeleteBrand>::new();
     let kits = Resource::new(
@@ -33,6 +20,25 @@ fn Kits() -> impl IntoView {
         |_| list_brands(),
     );
     let assets = Resource::new(|| (), |_| list_assets());
+    view! {
+        <Title text="Brand kits" />
+        <section class="brands-page">
+            <h1>"Brand kits"</h1>
+            <p class="lede">"Your colours, font and logo, ready for every image you create."</p>
+            <SignedInOnly hint=" to keep brand kits.">
+                <Kits save delete kits assets />
+            </SignedInOnly>
+        </section>
+    }
+}
+
+#[component]
+fn Kits(
+    save: ServerAction<SaveBrand>,
+    delete: ServerAction<DeleteBrand>,
+    kits: Resource<Result<Vec<Brand>, crate::error::AppError>>,
+    assets: Resource<Result<crate::uploads::AssetList, crate::error::AppError>>,
+) -> impl IntoView {
     let error = move |field: &'static str| {
         save.value().with(|v| {
             v.as_ref()
@@ -138,8 +144,11 @@ fn KitCard(b: Brand, delete: ServerAction<DeleteBrand>) -> impl IntoView {
 
 /// The create form's kit picker: the creator's kits, or a link to make one.
 #[component]
-pub fn BrandSelect(error: Signal<Option<String>>) -> impl IntoView {
-    let kits = Resource::new(|| (), |_| list_brands());
+pub fn BrandSelect(
+    /// The creator's kits, loaded by the page (outside any Suspense).
+    kits: Resource<Result<Vec<Brand>, crate::error::AppError>>,
+    error: Signal<Option<String>>,
+) -> impl IntoView {
     view! {
         <Transition fallback=|| ()>
             {move || Suspend::new(async move {

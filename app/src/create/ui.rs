@@ -17,6 +17,15 @@ use crate::error::{AppError, FieldError};
 #[component]
 pub fn CreatePage() -> impl IntoView {
     let account = crate::accounts::ui::use_account();
+    // Every resource the studio reads is made here, outside the Suspense: a resource created
+    // while a Suspense renders its children can leave a server-rendered response hanging
+    // (leptos-rs/leptos#4866, #4851). Signed out, each answers 401 at once without touching
+    // the database, and nothing reads it.
+    let data = StudioData {
+        recent: Resource::new(|| (), |_| recent_generations()),
+        trends: Resource::new(|| (), |_| crate::trends::top_trends()),
+        brands: Resource::new(|| (), |_| crate::brands::list_brands()),
+    };
     view! {
         <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
             {move || Suspend::new(async move {
@@ -25,7 +34,7 @@ pub fn CreatePage() -> impl IntoView {
                     None => false,
                 };
                 if signed_in {
-                    view! { <Studio /> }.into_any()
+                    view! { <Studio data /> }.into_any()
                 } else {
                     view! { <crate::accounts::ui::SignedOutCreate /> }.into_any()
                 }
@@ -36,8 +45,16 @@ pub fn CreatePage() -> impl IntoView {
 
 /// Write a prompt, pick a style, a format and how many images; watch them being made; see
 /// what was made recently.
+/// What the studio loads with the page.
+#[derive(Clone, Copy)]
+struct StudioData {
+    recent: Resource<Result<Vec<GenerationView>, AppError>>,
+    trends: Resource<Result<Vec<crate::trends::Trend>, AppError>>,
+    brands: Resource<Result<Vec<crate::brands::Brand>, AppError>>,
+}
+
 #[component]
-fn Studio() -> impl IntoView {
+fn Studio(data: StudioData) -> impl IntoView {
     let submit = ServerAction::<SubmitGeneration>::new();
     // Errors found in the browser before anything is sent. They use the same rules as the
     // server, so a message here is exactly the one the server would have given.
@@ -116,7 +133,7 @@ fn Studio() -> impl IntoView {
 
     // Loaded once with the page: what was made recently. New submissions are added above it
     // by this page itself, so it does not reload on every submission.
-    let recent = Resource::new(|| (), |_| recent_generations());
+    let recent = data.recent;
 
     view! {
         <section class="create">
@@ -173,13 +190,16 @@ fn Studio() -> impl IntoView {
                         selected=VARIATIONS_MAX.to_string()
                     />
                 </div>
-                <crate::brands::ui::BrandSelect error=Signal::derive(move || field_message("brand")) />
+                <crate::brands::ui::BrandSelect
+                    kits=data.brands
+                    error=Signal::derive(move || field_message("brand"))
+                />
                 <p class="form-error" role="alert">{move || form_error().map(|e| e.message)}</p>
                 <button type="submit" disabled=move || submit.pending().get()>
                     {move || if submit.pending().get() { "Submitting…" } else { "Create" }}
                 </button>
                 // After the button, so the form's controls stay on a phone's first screen.
-                <TrendChips prompt_ref chars />
+                <TrendChips trends=data.trends prompt_ref chars />
             </form>
         </section>
         <section class="recent" aria-labelledby="recent-title">
@@ -228,8 +248,11 @@ fn query_value(s: &str) -> String {
 /// The top trends; choosing one fills the prompt with its topic and hashtag. Each is also a
 /// link to `/?prompt=…`, which does the same without JavaScript.
 #[component]
-fn TrendChips(prompt_ref: NodeRef<html::Textarea>, chars: RwSignal<usize>) -> impl IntoView {
-    let trends = Resource::new(|| (), |_| crate::trends::top_trends());
+fn TrendChips(
+    trends: Resource<Result<Vec<crate::trends::Trend>, AppError>>,
+    prompt_ref: NodeRef<html::Textarea>,
+    chars: RwSignal<usize>,
+) -> impl IntoView {
     view! {
         <Transition fallback=|| ()>
             {move || Suspend::new(async move {

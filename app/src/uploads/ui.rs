@@ -11,13 +11,15 @@ use crate::accounts::ui::SignedInOnly;
 /// The assets page.
 #[component]
 pub fn AssetsPage() -> impl IntoView {
+    // Made outside the Suspense that shows it (see `create::ui::CreatePage`).
+    let list = Resource::new(|| (), |_| list_assets());
     view! {
         <Title text="Assets" />
         <section class="assets-page">
             <h1>"Assets"</h1>
             <p class="lede">"Logos, photos and artwork for your brand kits. PNG, JPEG, WebP or SVG."</p>
             <SignedInOnly hint=" to upload.">
-                <Assets />
+                <Assets list />
             </SignedInOnly>
         </section>
     }
@@ -41,8 +43,7 @@ pub struct Pending {
 }
 
 #[component]
-fn Assets() -> impl IntoView {
-    let list = Resource::new(|| (), |_| list_assets());
+fn Assets(list: Resource<Result<AssetList, crate::error::AppError>>) -> impl IntoView {
     let pending = RwSignal::new(Vec::<Pending>::new());
     let delete = ServerAction::<DeleteAsset>::new();
     // Refresh the list after a delete.
