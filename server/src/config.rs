@@ -69,6 +69,9 @@ pub struct DatabaseConfig {
     pub run_migrations: bool,
     /// `PG_BIN_DIR`: where the embedded cluster's PostgreSQL binaries are.
     pub pg_bin_dir: Option<PathBuf>,
+    /// `DATABASE_PGBOUNCER`: connect through PgBouncer; turns the prepared-statement cache
+    /// off so no statement outlives the server connection it was prepared on. Default false.
+    pub pgbouncer: bool,
 }
 
 /// Job worker settings.
@@ -191,6 +194,38 @@ pub struct HttpConfig {
     pub max_header_bytes: usize,
 }
 
+/// Metrics, error reporting and readiness.
+#[derive(Clone, Debug)]
+pub struct ObservabilityConfig {
+    /// `METRICS_ADDR`: a separate listener for `/metrics` (and `/api/health`), without
+    /// authentication, e.g. `127.0.0.1:9464`. Unset: no separate listener.
+    pub metrics_addr: Option<std::net::SocketAddr>,
+    /// `METRICS_TOKEN`: serves `/metrics` on the main listener to requests carrying
+    /// `Authorization: Bearer <token>`. Unset: not on the main listener.
+    pub metrics_token: Option<Secret>,
+    /// Error reporting to Sentry; `None` without `SENTRY_DSN`.
+    pub sentry: Option<SentryConfig>,
+    /// `READY_MAX_JOB_AGE_SECS`: readiness fails when the oldest ready job has waited longer
+    /// than this (a stuck queue), default 600.
+    pub ready_max_job_age: Duration,
+    /// `READY_CHECK_TIMEOUT_MS`: how long each readiness check may take, default 2000.
+    pub ready_check_timeout: Duration,
+}
+
+/// Sentry error reporting.
+#[derive(Clone, Debug)]
+pub struct SentryConfig {
+    /// `SENTRY_DSN`: where events go (`https://KEY@HOST/PROJECT`).
+    pub dsn: Secret,
+    /// `SENTRY_TRACES_SAMPLE_RATE`: share of requests sent as performance traces, 0 to 1,
+    /// default 0.1.
+    pub traces_sample_rate: f32,
+    /// `SENTRY_ENVIRONMENT`: default the `APP_ENV` name.
+    pub environment: String,
+    /// `SENTRY_RELEASE`: default `socialcraft@<version>`.
+    pub release: String,
+}
+
 /// Logging settings.
 #[derive(Clone, Debug)]
 pub struct LogConfig {
@@ -231,6 +266,8 @@ pub struct Config {
     pub trends: TrendsConfig,
     /// Uploads.
     pub uploads: UploadsConfig,
+    /// Metrics, Sentry and readiness.
+    pub observability: ObservabilityConfig,
     /// Logging settings.
     pub log: LogConfig,
 }
@@ -552,6 +589,68 @@ impl Config {
             max_keys: positive("RATE_LIMIT_MAX_KEYS", 100_000)?,
         };
 
+        let metrics_addr = match get("METRICS_ADDR") {
+            None => None,
+            Some(a) => Some(a.parse::<std::net::SocketAddr>().map_err(|_| {
+                err(
+                    "METRICS_ADDR",
+                    format!("`{a}` is not an address with a port, like 127.0.0.1:9464"),
+                )
+            })?),
+        };
+        let metrics_token = match get("METRICS_TOKEN") {
+            None => None,
+            Some(t) => {
+                check_secret(t).map_err(|p| err("METRICS_TOKEN", p))?;
+                Some(Secret::new(t))
+            }
+        };
+        let env_name = match env {
+            AppEnv::Development => "development",
+            AppEnv::Test => "test",
+            AppEnv::Production => "production",
+        };
+        let sentry = match get("SENTRY_DSN") {
+            None => None,
+            Some(dsn) => {
+                if dsn.parse::<sentry::types::Dsn>().is_err() {
+                    return Err(err(
+                        "SENTRY_DSN",
+                        "not a Sentry DSN (https://PUBLIC_KEY@HOST/PROJECT_ID)",
+                    ));
+                }
+                let rate = match get("SENTRY_TRACES_SAMPLE_RATE") {
+                    None => 0.1,
+                    Some(v) => match v.parse::<f32>() {
+                        Ok(r) if (0.0..=1.0).contains(&r) => r,
+                        _ => {
+                            return Err(err(
+                                "SENTRY_TRACES_SAMPLE_RATE",
+                                format!("`{v}` is not a number from 0 to 1"),
+                            ));
+                        }
+                    },
+                };
+                Some(SentryConfig {
+                    dsn: Secret::new(dsn),
+                    traces_sample_rate: rate,
+                    environment: get("SENTRY_ENVIRONMENT").unwrap_or(env_name).to_owned(),
+                    release: get("SENTRY_RELEASE")
+                        .map(str::to_owned)
+                        .unwrap_or_else(|| format!("socialcraft@{}", env!("CARGO_PKG_VERSION"))),
+                })
+            }
+        };
+        let observability = ObservabilityConfig {
+            metrics_addr,
+            metrics_token,
+            sentry,
+            ready_max_job_age: Duration::from_secs(positive("READY_MAX_JOB_AGE_SECS", 600)? as u64),
+            ready_check_timeout: Duration::from_millis(
+                positive("READY_CHECK_TIMEOUT_MS", 2000)? as u64
+            ),
+        };
+
         let format = match get("LOG_FORMAT") {
             None if production => LogFormat::Json,
             None => LogFormat::Pretty,
@@ -575,6 +674,7 @@ impl Config {
                 pool_timeout: Duration::from_millis(pool_timeout_ms as u64),
                 run_migrations,
                 pg_bin_dir: get("PG_BIN_DIR").map(PathBuf::from),
+                pgbouncer: parse_bool(get("DATABASE_PGBOUNCER"), "DATABASE_PGBOUNCER", false)?,
             },
             worker,
             storage,
@@ -584,6 +684,7 @@ impl Config {
             auth,
             trends,
             uploads,
+            observability,
             log: LogConfig {
                 format,
                 filter: get("RUST_LOG").unwrap_or("info").to_owned(),
@@ -844,6 +945,57 @@ mod tests {
             let e = Config::from_map(&vars(&[(var, value)])).unwrap_err();
             assert_eq!(e.var, var, "{var}={value}");
         }
+    }
+
+    #[test]
+    fn metrics_sentry_and_readiness_settings_are_read_and_checked() {
+        let c = Config::from_map(&vars(&[])).unwrap();
+        assert!(c.observability.metrics_addr.is_none());
+        assert!(c.observability.metrics_token.is_none());
+        assert!(c.observability.sentry.is_none(), "no DSN, no Sentry");
+        assert_eq!(c.observability.ready_max_job_age, Duration::from_secs(600));
+        assert!(!c.database.pgbouncer);
+
+        let c = Config::from_map(&vars(&[
+            ("METRICS_ADDR", "127.0.0.1:9464"),
+            ("METRICS_TOKEN", GOOD_SECRET),
+            ("SENTRY_DSN", "https://abc123@o1.ingest.example.com/42"),
+            ("SENTRY_TRACES_SAMPLE_RATE", "0.25"),
+            ("READY_MAX_JOB_AGE_SECS", "60"),
+            ("DATABASE_PGBOUNCER", "true"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            c.observability.metrics_addr,
+            Some("127.0.0.1:9464".parse().unwrap())
+        );
+        let sentry = c.observability.sentry.as_ref().unwrap();
+        assert_eq!(sentry.traces_sample_rate, 0.25);
+        assert_eq!(sentry.environment, "development");
+        assert!(sentry.release.starts_with("socialcraft@"));
+        assert!(c.database.pgbouncer);
+        let shown = format!("{c:?}");
+        assert!(
+            !shown.contains("abc123") && !shown.contains(GOOD_SECRET),
+            "{shown}"
+        );
+
+        for (var, value) in [
+            ("METRICS_ADDR", "localhost"),
+            ("METRICS_TOKEN", "short"),
+            ("SENTRY_DSN", "not a dsn"),
+            ("READY_MAX_JOB_AGE_SECS", "0"),
+            ("DATABASE_PGBOUNCER", "perhaps"),
+        ] {
+            let e = Config::from_map(&vars(&[(var, value)])).unwrap_err();
+            assert_eq!(e.var, var, "{var}={value}");
+        }
+        let e = Config::from_map(&vars(&[
+            ("SENTRY_DSN", "https://abc123@o1.ingest.example.com/42"),
+            ("SENTRY_TRACES_SAMPLE_RATE", "1.5"),
+        ]))
+        .unwrap_err();
+        assert_eq!(e.var, "SENTRY_TRACES_SAMPLE_RATE");
     }
 
     #[test]

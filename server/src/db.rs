@@ -6,8 +6,8 @@ use app::db::DbPool;
 use diesel_async::AsyncPgConnection;
 use diesel_async::RunQueryDsl;
 use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
-use diesel_async::pooled_connection::AsyncDieselConnectionManager;
 use diesel_async::pooled_connection::deadpool::Pool;
+use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
 /// The SQL migrations in `migrations/`, compiled into the binary.
@@ -15,7 +15,43 @@ pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations");
 
 /// Builds the connection pool. Connections are opened lazily, so this never blocks.
 pub fn build_pool(url: &str, size: usize, wait: Duration) -> Result<DbPool, String> {
-    let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new(url);
+    build_pool_with(url, size, wait, true)
+}
+
+/// Builds the pool the configuration asks for: its size, its wait timeout, and with
+/// `DATABASE_PGBOUNCER` no prepared-statement cache.
+pub fn build_pool_for(url: &str, config: &crate::config::DatabaseConfig) -> Result<DbPool, String> {
+    build_pool_with(
+        url,
+        config.pool_size,
+        config.pool_timeout,
+        !config.pgbouncer,
+    )
+}
+
+/// Builds a pool; `statement_cache: false` makes every connection prepare its statements
+/// unnamed, per execution, so none outlives the server connection it was made on (what a
+/// pooler that hands server connections between clients needs).
+pub fn build_pool_with(
+    url: &str,
+    size: usize,
+    wait: Duration,
+    statement_cache: bool,
+) -> Result<DbPool, String> {
+    let manager = if statement_cache {
+        AsyncDieselConnectionManager::<AsyncPgConnection>::new(url)
+    } else {
+        let mut setup = ManagerConfig::<AsyncPgConnection>::default();
+        setup.custom_setup = Box::new(|url| {
+            Box::pin(async move {
+                use diesel_async::AsyncConnection;
+                let mut conn = AsyncPgConnection::establish(url).await?;
+                conn.set_prepared_statement_cache_size(diesel::connection::CacheSize::Disabled);
+                Ok(conn)
+            })
+        });
+        AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(url, setup)
+    };
     Pool::builder(manager)
         .max_size(size)
         .wait_timeout(Some(wait))

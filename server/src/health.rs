@@ -1,5 +1,6 @@
 //! Liveness and readiness endpoints for load balancers and orchestrators.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use app::state::AppState;
@@ -9,8 +10,57 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
-/// How long each readiness check may take before it counts as failed.
-const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
+/// What readiness checks besides the database and storage, and how patiently.
+#[derive(Clone, Debug)]
+pub struct ReadySettings {
+    /// How long each check may take before it counts as failed.
+    pub check_timeout: Duration,
+    /// The oldest a ready, unclaimed job may be before the queue counts as stuck.
+    pub max_job_age: Duration,
+    /// Files a release build must have to serve working pages (the WASM bundle and its
+    /// loader); empty in development, where cargo-leptos builds them as it goes.
+    pub required_files: Vec<PathBuf>,
+    /// A directory the process must be able to write (the upload spool).
+    pub writable_dir: Option<PathBuf>,
+}
+
+impl Default for ReadySettings {
+    fn default() -> Self {
+        Self {
+            check_timeout: Duration::from_secs(2),
+            max_job_age: Duration::from_secs(600),
+            required_files: Vec::new(),
+            writable_dir: None,
+        }
+    }
+}
+
+impl ReadySettings {
+    /// From configuration and the Leptos options: in a release build (`LEPTOS_ENV=PROD`),
+    /// the site's bundle must be present.
+    pub fn from_config(
+        config: &crate::config::Config,
+        options: &leptos_config::LeptosOptions,
+    ) -> Self {
+        let required_files = if options.env == leptos_config::Env::PROD {
+            let pkg = PathBuf::from(options.site_root.as_ref()).join(options.site_pkg_dir.as_ref());
+            let name = options.output_name.as_ref();
+            vec![
+                pkg.join(format!("{name}.js")),
+                pkg.join(format!("{name}.wasm")),
+                pkg.join(format!("{name}.css")),
+            ]
+        } else {
+            Vec::new()
+        };
+        Self {
+            check_timeout: config.observability.ready_check_timeout,
+            max_job_age: config.observability.ready_max_job_age,
+            required_files,
+            writable_dir: Some(config.data_dir.join("tmp").join("uploads")),
+        }
+    }
+}
 
 /// `GET /api/health`: 200 while the process serves requests. Touches nothing else, so a
 /// database outage never gets healthy instances restarted.
@@ -18,19 +68,32 @@ pub async fn health() -> Response {
     Json(json!({ "ok": true })).into_response()
 }
 
-/// `GET /api/ready`: 200 only when the database answers, no migration is pending and the
-/// media store takes a write and a read; otherwise 503 with each failing check named.
-pub async fn ready(State(state): State<AppState>) -> Response {
-    let (status, storage) = tokio::join!(
-        crate::db::check(&state.db, CHECK_TIMEOUT),
-        storage_check(&state),
+/// `GET /api/ready`: 200 only when the database answers, no migration is pending, the
+/// media store takes a write and a read, the configuration's files and directories are
+/// usable, and the job queue is moving; otherwise 503 with each failing check named. Each
+/// check has its own time limit, and they run at once.
+pub async fn ready(State((state, settings)): State<(AppState, ReadySettings)>) -> Response {
+    let timeout = settings.check_timeout;
+    let (status, storage, jobs, configuration) = tokio::join!(
+        crate::db::check(&state.db, timeout),
+        storage_check(&state, timeout),
+        jobs_check(&state, &settings),
+        configuration_check(&settings),
     );
     let mut checks = Map::new();
     let mut failing = Vec::new();
+    // Queue progress is unknowable without the database; say so once, under `database`.
+    let jobs = if status.database.is_some() {
+        Some("unknown: the database is unreachable".to_owned())
+    } else {
+        jobs
+    };
     for (name, problem) in [
         ("database", status.database),
         ("migrations", status.migrations),
         ("storage", storage),
+        ("jobs", jobs),
+        ("configuration", configuration),
     ] {
         match problem {
             None => {
@@ -58,10 +121,62 @@ pub async fn ready(State(state): State<AppState>) -> Response {
         .into_response()
 }
 
-async fn storage_check(state: &AppState) -> Option<String> {
-    match tokio::time::timeout(CHECK_TIMEOUT, state.media.probe()).await {
+async fn storage_check(state: &AppState, timeout: Duration) -> Option<String> {
+    match tokio::time::timeout(timeout, state.media.probe()).await {
         Ok(Ok(())) => None,
         Ok(Err(e)) => Some(e.to_string()),
-        Err(_) => Some(format!("no answer within {} ms", CHECK_TIMEOUT.as_millis())),
+        Err(_) => Some(format!("no answer within {} ms", timeout.as_millis())),
     }
+}
+
+/// Fails when a job has been ready to run for longer than allowed without a worker taking
+/// it: no worker is running, or every one is stuck.
+async fn jobs_check(state: &AppState, settings: &ReadySettings) -> Option<String> {
+    let probe = async {
+        let mut conn = state.db.get().await.map_err(|e| e.to_string())?;
+        app::jobs::oldest_ready_age(&mut conn)
+            .await
+            .map_err(|e| e.to_string())
+    };
+    match tokio::time::timeout(settings.check_timeout, probe).await {
+        Ok(Ok(None)) => None,
+        Ok(Ok(Some(age))) if age <= settings.max_job_age => None,
+        Ok(Ok(Some(age))) => Some(format!(
+            "stuck: the oldest ready job has waited {} s (limit {} s); is a worker running?",
+            age.as_secs(),
+            settings.max_job_age.as_secs()
+        )),
+        Ok(Err(e)) => Some(format!("could not read the queue: {e}")),
+        Err(_) => Some(format!(
+            "no answer within {} ms",
+            settings.check_timeout.as_millis()
+        )),
+    }
+}
+
+/// The files and directories the configuration points at must be usable.
+async fn configuration_check(settings: &ReadySettings) -> Option<String> {
+    let mut problems = Vec::new();
+    for file in &settings.required_files {
+        if !tokio::fs::try_exists(file).await.unwrap_or(false) {
+            problems.push(format!(
+                "{} is missing (LEPTOS_SITE_ROOT points at a site without its build)",
+                file.display()
+            ));
+        }
+    }
+    if let Some(dir) = &settings.writable_dir {
+        let probe = dir.join(format!(".ready-{}", uuid::Uuid::new_v4()));
+        let written = async {
+            tokio::fs::create_dir_all(dir).await?;
+            tokio::fs::write(&probe, b"ok").await?;
+            tokio::fs::remove_file(&probe).await
+        };
+        match tokio::time::timeout(settings.check_timeout, written).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => problems.push(format!("{} is not writable: {e}", dir.display())),
+            Err(_) => problems.push(format!("{} did not answer in time", dir.display())),
+        }
+    }
+    (!problems.is_empty()).then(|| problems.join("; "))
 }

@@ -32,8 +32,9 @@ const MAX_ERROR_BODY: usize = 64 * 1024;
 /// Longest pause in a page's (or server function's) response body.
 pub const PAGE_BODY_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// All routes: pages, server functions, static files, health and readiness. No middleware.
-pub fn routes(state: AppState, leptos_options: LeptosOptions) -> Router {
+/// All routes: pages, server functions, static files, health, readiness and (with a token)
+/// metrics. No middleware.
+pub fn routes(state: AppState, leptos_options: LeptosOptions, settings: &HttpSettings) -> Router {
     let route_list = generate_route_list(App);
     let context_state = state.clone();
     let provide_state = move || {
@@ -43,7 +44,10 @@ pub fn routes(state: AppState, leptos_options: LeptosOptions) -> Router {
 
     let api = Router::new()
         .route("/api/health", get(crate::health::health))
-        .route("/api/ready", get(crate::health::ready))
+        .route(
+            "/api/ready",
+            get(crate::health::ready).with_state((state.clone(), settings.ready.clone())),
+        )
         .route(
             "/api/generations/{id}/events",
             get(crate::create::events::generation_events),
@@ -56,8 +60,21 @@ pub fn routes(state: AppState, leptos_options: LeptosOptions) -> Router {
             "/api/uploads/{token}",
             axum::routing::put(crate::uploads::put_upload),
         )
-        .route("/media/{*key}", get(media))
-        .with_state(state);
+        .route("/media/{*key}", get(media));
+    let api = match &settings.metrics_token {
+        Some(token) => api.route(
+            "/metrics",
+            get(crate::metrics::scrape_with_token).with_state((
+                crate::metrics::ScrapeSources {
+                    state: state.clone(),
+                    rate_limits: Some(settings.rate_limits.clone()),
+                },
+                token.clone(),
+            )),
+        ),
+        None => api,
+    }
+    .with_state(state);
 
     Router::<LeptosOptions>::new()
         .leptos_routes_with_context(&leptos_options, route_list, provide_state.clone(), {
@@ -96,6 +113,12 @@ pub struct HttpSettings {
     pub max_upload_bytes: usize,
     /// Longest time an upload request may take.
     pub upload_timeout: Duration,
+    /// What `/api/ready` checks besides the database and storage.
+    pub ready: crate::health::ReadySettings,
+    /// With a token, `/metrics` is served on this listener to requests bearing it.
+    pub metrics_token: Option<crate::config::Secret>,
+    /// Report errors and sampled traces to Sentry (the client is set up in `main`).
+    pub sentry: bool,
 }
 
 /// Largest body of a sign-in, sign-up or refresh request: an email and a password.
@@ -111,13 +134,16 @@ impl Default for HttpSettings {
             max_header_bytes: 16 * 1024,
             max_upload_bytes: app::uploads::DEFAULT_MAX_UPLOAD_BYTES as usize,
             upload_timeout: Duration::from_secs(600),
+            ready: crate::health::ReadySettings::default(),
+            metrics_token: None,
+            sentry: false,
         }
     }
 }
 
 impl HttpSettings {
-    /// From configuration.
-    pub fn from_config(config: &crate::config::Config) -> Self {
+    /// From configuration and the Leptos options.
+    pub fn from_config(config: &crate::config::Config, options: &LeptosOptions) -> Self {
         Self {
             rate_limits: RateLimits::new(&config.rate_limits),
             security: Security {
@@ -129,6 +155,9 @@ impl HttpSettings {
             max_header_bytes: config.http.max_header_bytes,
             max_upload_bytes: usize::try_from(config.uploads.max_bytes).unwrap_or(usize::MAX),
             upload_timeout: config.uploads.timeout,
+            ready: crate::health::ReadySettings::from_config(config, options),
+            metrics_token: config.observability.metrics_token.clone(),
+            sentry: config.observability.sentry.is_some(),
         }
     }
 }
@@ -138,9 +167,10 @@ impl HttpSettings {
 /// included); the header size limit; per-IP rate limits (cheap, before any database work);
 /// the cross-site request check; the session (who is asking; silent refresh); per-user rate
 /// limits; CORS; compression; the response timeout; body limits per route group;
-/// server-function error statuses.
+/// server-function error statuses. With Sentry on, a hub per request and a sampled
+/// transaction wrap all of it.
 pub fn with_middleware(router: Router, state: &AppState, settings: &HttpSettings) -> Router {
-    router
+    let router = router
         .layer(middleware::from_fn(server_fn_error_status))
         .layer(middleware::from_fn_with_state(
             BodyLimits {
@@ -164,6 +194,7 @@ pub fn with_middleware(router: Router, state: &AppState, settings: &HttpSettings
             settings.rate_limits.clone(),
             crate::ratelimit::limit_user,
         ))
+        .layer(middleware::from_fn_with_state(settings.sentry, sentry_user))
         .layer(middleware::from_fn_with_state(
             crate::auth::SessionLayer {
                 state: state.clone(),
@@ -188,7 +219,29 @@ pub fn with_middleware(router: Router, state: &AppState, settings: &HttpSettings
             settings.security.clone(),
             crate::security::headers,
         ))
-        .layer(middleware::from_fn(request_context))
+        .layer(middleware::from_fn(request_context));
+    if settings.sentry {
+        // Outermost: each request gets its own hub (so its tags and events stay its own)
+        // before anything inside runs; the user is named once the session is known.
+        router
+            .layer(sentry::integrations::tower::SentryHttpLayer::new().enable_transaction())
+            .layer(sentry::integrations::tower::NewSentryLayer::<Request>::new_from_top())
+    } else {
+        router
+    }
+}
+
+/// Names the signed-in user (by id only) for the request's Sentry events. Runs after the
+/// session middleware; does nothing with Sentry off.
+async fn sentry_user(
+    axum::extract::State(enabled): axum::extract::State<bool>,
+    req: Request,
+    next: Next,
+) -> Response {
+    if enabled && let Some(user) = req.extensions().get::<app::accounts::auth::CurrentUser>() {
+        crate::telemetry::set_request_user(user.id.to_string());
+    }
+    next.run(req).await
 }
 
 /// The complete application with default settings (development; tests).
@@ -198,7 +251,11 @@ pub fn app(state: AppState, leptos_options: LeptosOptions) -> Router {
 
 /// The complete application: routes plus middleware.
 pub fn app_with(state: AppState, leptos_options: LeptosOptions, settings: &HttpSettings) -> Router {
-    with_middleware(routes(state.clone(), leptos_options), &state, settings)
+    with_middleware(
+        routes(state.clone(), leptos_options, settings),
+        &state,
+        settings,
+    )
 }
 
 fn coded(status: StatusCode, code: ErrorCode, message: &str) -> Response {
@@ -322,20 +379,43 @@ async fn request_context(mut req: Request, next: Next) -> Response {
             .get(header::ACCEPT)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.contains("application/json") && !v.contains("text/html"));
+    let route = route_label(&req, &path);
+    let method = crate::metrics::method_label(req.method());
     let span =
         tracing::info_span!("request", request_id = %id, method = %req.method(), path = %path);
     let started = Instant::now();
+    let in_flight = crate::metrics::InFlight::start();
+    // Without a Sentry client these do nothing.
+    sentry::configure_scope(|scope| {
+        scope.set_tag("request_id", &id);
+        scope.set_tag("route", &route);
+        scope.set_transaction(Some(&format!("{method} {route}")));
+    });
 
-    let outcome = AssertUnwindSafe(next.run(req))
-        .catch_unwind()
-        .instrument(span.clone())
+    let report = std::sync::Arc::new(crate::telemetry::RequestReport::default());
+    let outcome = crate::telemetry::REQUEST_REPORT
+        .scope(
+            report.clone(),
+            AssertUnwindSafe(next.run(req))
+                .catch_unwind()
+                .instrument(span.clone()),
+        )
         .await;
     // The panic hook has already logged the panic, inside this request's span.
     let mut res = outcome.unwrap_or_else(|_| internal_error_response(wants_json, &id));
     res.headers_mut().insert(X_REQUEST_ID.clone(), id_header);
+    drop(in_flight);
 
     let status = res.status().as_u16();
-    let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let took = started.elapsed();
+    crate::metrics::global().observe_request(&route, method, status, took);
+    if status >= 500
+        && !is_probe(&path)
+        && !report.reported.load(std::sync::atomic::Ordering::Relaxed)
+    {
+        report_server_error(status, method, &route);
+    }
+    let latency_ms = took.as_secs_f64() * 1000.0;
     span.in_scope(|| {
         if status >= 500 {
             tracing::warn!(status, latency_ms, "request failed");
@@ -344,6 +424,42 @@ async fn request_context(mut req: Request, next: Next) -> Response {
         }
     });
     res
+}
+
+/// The route a request matched, as a bounded metric label: the route pattern, `/pkg/*` for
+/// built assets, `/media/*`, or `fallback` for static files and unknown paths.
+fn route_label(req: &Request, path: &str) -> String {
+    if let Some(matched) = req.extensions().get::<axum::extract::MatchedPath>() {
+        let pattern = matched.as_str();
+        if pattern.starts_with("/media/") {
+            return "/media/*".to_owned();
+        }
+        return pattern.to_owned();
+    }
+    if path.starts_with("/pkg/") {
+        "/pkg/*".to_owned()
+    } else {
+        "fallback".to_owned()
+    }
+}
+
+/// Probes answer 503 by design while a dependency is away; they are not errors to report.
+fn is_probe(path: &str) -> bool {
+    matches!(path, "/api/health" | "/api/ready" | "/metrics")
+}
+
+/// Sends a 5xx to Sentry, for a request that reported nothing else (an error logged with
+/// `tracing::error!`, a panic): one event per failed request, carrying the request's tags.
+/// Without a Sentry client this does nothing.
+fn report_server_error(status: u16, method: &str, route: &str) {
+    let hub = sentry::Hub::current();
+    if hub.client().is_none() {
+        return;
+    }
+    hub.capture_message(
+        &format!("HTTP {status} on {method} {route}"),
+        sentry::Level::Error,
+    );
 }
 
 /// The response for a request whose handler panicked: a JSON error for API callers, the

@@ -8,6 +8,7 @@ pub mod create;
 pub mod db;
 pub mod health;
 pub mod http;
+pub mod metrics;
 pub mod notify;
 pub mod pg_embedded;
 pub mod ratelimit;

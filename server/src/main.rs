@@ -146,7 +146,9 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(2);
         }
     };
-    server::telemetry::init(&config.log);
+    // Before anything can fail worth reporting; dropped (and so flushed) when main returns.
+    let _sentry = server::telemetry::init_sentry(config.observability.sentry.as_ref());
+    server::telemetry::init(&config.log, _sentry.is_some());
     server::telemetry::install_panic_hook();
 
     let runtime = match tokio::runtime::Builder::new_multi_thread()

@@ -121,11 +121,7 @@ async fn serve_with(config: &Config, db: &Database, options: LeptosOptions) -> R
             tracing::info!(applied = ?applied, "migrations applied");
         }
     }
-    let pool = crate::db::build_pool(
-        &db.url,
-        config.database.pool_size,
-        config.database.pool_timeout,
-    )?;
+    let pool = crate::db::build_pool_for(&db.url, &config.database)?;
     let state = build_state(config, pool.clone())?;
     // Live progress streams hear about changes made by any worker process.
     let forwarder = tokio::spawn(crate::create::events::forward_changes(
@@ -133,7 +129,7 @@ async fn serve_with(config: &Config, db: &Database, options: LeptosOptions) -> R
         state.changes.clone(),
     ));
     let addr = options.site_addr;
-    let settings = crate::http::HttpSettings::from_config(config);
+    let settings = crate::http::HttpSettings::from_config(config, &options);
     let pruner = tokio::spawn(
         settings
             .rate_limits
@@ -159,6 +155,13 @@ async fn serve_with(config: &Config, db: &Database, options: LeptosOptions) -> R
         shutdown_signal().await;
         let _ = stop_tx.send(true);
     });
+    let metrics = spawn_metrics(
+        config,
+        &state,
+        Some(settings.rate_limits.clone()),
+        stop_rx.clone(),
+    )
+    .await?;
     let worker = match config.worker.in_process {
         true => Some(tokio::spawn(
             build_worker(config, &state, &db.url)?.run(stopped(stop_rx.clone())),
@@ -179,6 +182,9 @@ async fn serve_with(config: &Config, db: &Database, options: LeptosOptions) -> R
     {
         tracing::error!(error = %e, "the job worker ended abnormally");
     }
+    if let Some(metrics) = metrics {
+        let _ = metrics.await;
+    }
     forwarder.abort();
     pruner.abort();
     sweeper.abort();
@@ -188,6 +194,29 @@ async fn serve_with(config: &Config, db: &Database, options: LeptosOptions) -> R
     served?;
     tracing::info!("shut down cleanly");
     Ok(())
+}
+
+/// Starts the separate metrics listener when `METRICS_ADDR` is set (bound now, so a taken
+/// port stops the start), serving until `stop`.
+async fn spawn_metrics(
+    config: &Config,
+    state: &AppState,
+    rate_limits: Option<crate::ratelimit::RateLimits>,
+    stop: watch::Receiver<bool>,
+) -> Result<Option<tokio::task::JoinHandle<()>>, String> {
+    let Some(addr) = config.observability.metrics_addr else {
+        return Ok(None);
+    };
+    let listener = crate::metrics::bind(addr).await?;
+    let sources = crate::metrics::ScrapeSources {
+        state: state.clone(),
+        rate_limits,
+    };
+    Ok(Some(tokio::spawn(crate::metrics::serve_listener(
+        listener,
+        sources,
+        stopped(stop),
+    ))))
 }
 
 /// Resolves once `rx` says stop (or its sender is gone).
@@ -333,15 +362,21 @@ pub fn build_worker(config: &Config, state: &AppState, url: &str) -> Result<Work
 pub async fn worker(config: Config) -> Result<(), String> {
     let config = &config;
     with_database(config, |url| async move {
-        let pool = crate::db::build_pool(
-            &url,
-            config.database.pool_size,
-            config.database.pool_timeout,
-        )?;
+        let pool = crate::db::build_pool_for(&url, &config.database)?;
         let state = build_state(config, pool)?;
+        let (stop_tx, stop_rx) = watch::channel(false);
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            let _ = stop_tx.send(true);
+        });
+        // A worker process has no web listener: METRICS_ADDR is how its job metrics are read.
+        let metrics = spawn_metrics(config, &state, None, stop_rx.clone()).await?;
         build_worker(config, &state, &url)?
-            .run(shutdown_signal())
+            .run(stopped(stop_rx))
             .await;
+        if let Some(metrics) = metrics {
+            let _ = metrics.await;
+        }
         Ok(())
     })
     .await

@@ -240,6 +240,11 @@ async fn run_job(shared: &Shared, job: Job, mut cancel: watch::Receiver<bool>) {
         return;
     };
 
+    let metrics = crate::metrics::global();
+    let waited = (chrono::Utc::now() - job.run_at)
+        .to_std()
+        .unwrap_or_default();
+    metrics.observe_job_wait(&job.kind, waited);
     let started = std::time::Instant::now();
     let work = AssertUnwindSafe(handler.run(&job)).catch_unwind();
     tokio::pin!(work);
@@ -254,6 +259,7 @@ async fn run_job(shared: &Shared, job: Job, mut cancel: watch::Receiver<bool>) {
                     Ok(true) => {}
                     Ok(false) => {
                         tracing::warn!("lost the lease; another worker owns the job now");
+                        metrics.observe_job(&job.kind, "lost", started.elapsed());
                         return;
                     }
                     Err(e) => tracing::warn!(error = %e, "could not renew the lease"),
@@ -264,6 +270,7 @@ async fn run_job(shared: &Shared, job: Job, mut cancel: watch::Receiver<bool>) {
             Ok(()) = cancel.changed() => {
                 if *cancel.borrow() {
                     release(shared, job.id).await;
+                    metrics.observe_job(&job.kind, "released", started.elapsed());
                     return;
                 }
             }
@@ -280,10 +287,16 @@ async fn run_job(shared: &Shared, job: Job, mut cancel: watch::Receiver<bool>) {
                 Err(e) => Err(e),
             };
             match recorded {
-                Ok(true) => tracing::info!(elapsed_ms, "job succeeded"),
-                Ok(false) => tracing::warn!(
-                    "finished after losing the lease; the other worker's outcome stands"
-                ),
+                Ok(true) => {
+                    metrics.observe_job(&job.kind, "succeeded", started.elapsed());
+                    tracing::info!(elapsed_ms, "job succeeded")
+                }
+                Ok(false) => {
+                    metrics.observe_job(&job.kind, "lost", started.elapsed());
+                    tracing::warn!(
+                        "finished after losing the lease; the other worker's outcome stands"
+                    )
+                }
                 Err(e) => tracing::error!(
                     error = %e,
                     "could not record success; the job will run again after its lease"
@@ -309,10 +322,17 @@ async fn run_job(shared: &Shared, job: Job, mut cancel: watch::Receiver<bool>) {
     };
     match recorded {
         Ok(FailOutcome::Retrying) => {
+            metrics.observe_job(&job.kind, "retrying", started.elapsed());
             tracing::warn!(error = %failure.message, elapsed_ms, "job failed; will retry")
         }
-        Ok(FailOutcome::Dead) => tracing::error!(error = %failure.message, "job dead-lettered"),
-        Ok(FailOutcome::Lost) => tracing::warn!("failed after losing the lease"),
+        Ok(FailOutcome::Dead) => {
+            metrics.observe_job(&job.kind, "dead", started.elapsed());
+            tracing::error!(error = %failure.message, "job dead-lettered")
+        }
+        Ok(FailOutcome::Lost) => {
+            metrics.observe_job(&job.kind, "lost", started.elapsed());
+            tracing::warn!("failed after losing the lease")
+        }
         Err(e) => tracing::error!(
             error = %e,
             "could not record the failure; the job will run again after its lease"

@@ -49,6 +49,227 @@ async fn ready_when_database_answers_and_migrations_are_applied() {
     assert_eq!(body["checks"]["database"]["ok"], true);
     assert_eq!(body["checks"]["migrations"]["ok"], true);
     assert_eq!(body["checks"]["storage"]["ok"], true);
+    assert_eq!(body["checks"]["jobs"]["ok"], true);
+    assert_eq!(body["checks"]["configuration"]["ok"], true);
+}
+
+fn app_with_ready(db: &TestDb, ready: server::health::ReadySettings) -> axum::Router {
+    let settings = server::http::HttpSettings {
+        ready,
+        ..Default::default()
+    };
+    server::http::app_with(support::state_for(db), support::leptos_options(), &settings)
+}
+
+#[tokio::test]
+async fn not_ready_while_a_ready_job_waits_longer_than_allowed() {
+    let db = TestDb::new().await;
+    let ready = server::health::ReadySettings {
+        max_job_age: std::time::Duration::from_secs(60),
+        ..Default::default()
+    };
+    let app = app_with_ready(&db, ready);
+    // A job that became ready 30 s ago: a worker may simply be busy.
+    db.exec("INSERT INTO jobs (kind, run_at) VALUES ('generate', now() - interval '30 seconds')")
+        .await;
+    let res = send(&app, get_req("/api/ready")).await;
+    assert_eq!(res.status(), StatusCode::OK, "{}", text(res).await);
+    // A job scheduled for later does not count, however old its row.
+    db.exec(
+        "INSERT INTO jobs (kind, run_at, created_at) \
+         VALUES ('generate', now() + interval '1 hour', now() - interval '1 day')",
+    )
+    .await;
+    assert_eq!(
+        send(&app, get_req("/api/ready")).await.status(),
+        StatusCode::OK
+    );
+    // Ten minutes unclaimed: no worker is taking jobs.
+    db.exec(
+        "INSERT INTO jobs (kind, run_at) VALUES ('upload_variants', now() - interval '10 minutes')",
+    )
+    .await;
+    let res = send(&app, get_req("/api/ready")).await;
+    assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let body = json(res).await;
+    assert_eq!(body["failing"], serde_json::json!(["jobs"]), "{body}");
+    let why = body["checks"]["jobs"]["error"].as_str().unwrap();
+    assert!(why.contains("stuck") && why.contains("limit 60 s"), "{why}");
+    // A running job whose lease ran out long ago (its worker died, none took over) too.
+    db.exec("DELETE FROM jobs").await;
+    db.exec(
+        "INSERT INTO jobs (kind, status, locked_by, lease_until) \
+         VALUES ('generate', 'running', 'gone', now() - interval '5 minutes')",
+    )
+    .await;
+    let res = send(&app, get_req("/api/ready")).await;
+    assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+}
+
+#[tokio::test]
+async fn not_ready_without_the_built_site_or_a_writable_spool() {
+    let db = TestDb::new().await;
+    let dir = tempdir("ready-config");
+    let site_file = dir.join("pkg").join("socialcraft.wasm");
+    let ready = server::health::ReadySettings {
+        required_files: vec![site_file.clone()],
+        writable_dir: Some(dir.join("spool")),
+        ..Default::default()
+    };
+    let app = app_with_ready(&db, ready.clone());
+    let res = send(&app, get_req("/api/ready")).await;
+    assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let body = json(res).await;
+    assert_eq!(
+        body["failing"],
+        serde_json::json!(["configuration"]),
+        "{body}"
+    );
+    assert!(
+        body["checks"]["configuration"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("socialcraft.wasm"),
+        "{body}"
+    );
+    std::fs::create_dir_all(site_file.parent().unwrap()).unwrap();
+    std::fs::write(&site_file, b"\0asm").unwrap();
+    assert_eq!(
+        send(&app, get_req("/api/ready")).await.status(),
+        StatusCode::OK
+    );
+    // The spool path taken by a file: uploads could not be received.
+    let blocked = server::health::ReadySettings {
+        writable_dir: Some(site_file.clone()),
+        ..ready
+    };
+    let res = send(&app_with_ready(&db, blocked), get_req("/api/ready")).await;
+    assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn tempdir(what: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "socialcraft-{what}-{}-{}",
+        std::process::id(),
+        uuid::Uuid::new_v4()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[tokio::test]
+async fn metrics_need_the_token_and_show_requests_jobs_pool_and_limits() {
+    let db = TestDb::new().await;
+    let state = support::state_for(&db);
+    let token = "m3tr1cs-Tok3n-for-the-scraper-0123456789";
+    let settings = server::http::HttpSettings {
+        metrics_token: Some(server::config::Secret::new(token)),
+        rate_limits: server::ratelimit::RateLimits::new(&server::ratelimit::Limits {
+            api_per_minute: 2,
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let app = server::http::app_with(state, support::leptos_options(), &settings);
+
+    // Without the token, or with a wrong one: 401, and nothing about the process.
+    let res = send(&app, get_req("/metrics")).await;
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    let mut req = get_req("/metrics");
+    req.headers_mut()
+        .insert("authorization", "Bearer wrong".parse().unwrap());
+    let res = send(&app, req).await;
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    assert!(!text(res).await.contains("socialcraft_"));
+
+    // Some traffic: an image page pattern, a 429, a queued job.
+    let id = uuid::Uuid::new_v4();
+    let res = send(&app, get_req(&format!("/images/{id}"))).await;
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    for _ in 0..3 {
+        send(&app, form_post("/api/trends/top", "")).await;
+    }
+    db.exec("INSERT INTO jobs (kind) VALUES ('generate'), ('generate')")
+        .await;
+
+    let mut req = get_req("/metrics");
+    req.headers_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    let res = send(&app, req).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(
+        res.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/openmetrics-text")
+    );
+    let body = text(res).await;
+    let value = |needle: &str| -> f64 {
+        body.lines()
+            .find(|l| l.starts_with(needle))
+            .unwrap_or_else(|| panic!("no `{needle}` in:\n{body}"))
+            .rsplit(' ')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    // The route is the pattern, never the raw path with its id.
+    assert!(
+        value(r#"socialcraft_http_requests_total{route="/images/{id}",method="GET",status="404"}"#)
+            >= 1.0
+    );
+    assert!(
+        !body.contains(&id.to_string()),
+        "raw ids must not become labels"
+    );
+    assert!(
+        value(
+            r#"socialcraft_http_requests_total{route="/api/trends/top",method="POST",status="429"}"#
+        ) >= 1.0
+    );
+    assert!(
+        value(
+            r#"socialcraft_http_request_duration_seconds_count{route="/images/{id}",method="GET",status="404"}"#
+        ) >= 1.0
+    );
+    assert_eq!(
+        value(r#"socialcraft_rate_limit_denials_total{group="api"}"#),
+        1.0
+    );
+    assert_eq!(
+        value(r#"socialcraft_job_queue_depth{kind="generate",state="queued"}"#),
+        2.0
+    );
+    assert!(value(r#"socialcraft_job_queue_oldest_ready_seconds{kind="generate"}"#) >= 0.0);
+    assert_eq!(value("socialcraft_job_queue_scrape_ok"), 1.0);
+    assert_eq!(value("socialcraft_db_pool_max_connections"), 4.0);
+    assert!(value(r#"socialcraft_db_pool_connections{state="idle"}"#) >= 1.0);
+    assert!(body.contains("# TYPE socialcraft_http_requests_in_flight gauge"));
+    assert!(body.trim_end().ends_with("# EOF"));
+
+    // Without a token configured, there is no /metrics on the main listener.
+    let res = send(&app_for(&db), get_req("/metrics")).await;
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+
+    // The separate listener (METRICS_ADDR, a worker's only one) answers without a token.
+    let listener = server::metrics::listener_router(server::metrics::ScrapeSources {
+        state: support::state_for(&db),
+        rate_limits: None,
+    });
+    let res = send(&listener, get_req("/metrics")).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let body = text(res).await;
+    assert!(
+        body.contains(r#"socialcraft_job_queue_depth{kind="generate",state="queued"} 2"#),
+        "{body}"
+    );
+    assert!(!body.contains("rate_limit_denials"), "a worker has no limiters");
+    assert_eq!(
+        send(&listener, get_req("/api/health")).await.status(),
+        StatusCode::OK
+    );
 }
 
 #[tokio::test]
@@ -578,9 +799,13 @@ async fn a_panicking_handler_gets_the_error_page_and_the_server_keeps_serving() 
     server::telemetry::install_panic_hook();
     let db = TestDb::new().await;
     let state = support::state_for(&db);
-    let routes = server::http::routes(state.clone(), support::leptos_options())
-        .route("/explode", get(explode))
-        .route("/api/explode", get(explode));
+    let routes = server::http::routes(
+        state.clone(),
+        support::leptos_options(),
+        &Default::default(),
+    )
+    .route("/explode", get(explode))
+    .route("/api/explode", get(explode));
     let app = server::http::with_middleware(routes, &state, &Default::default());
 
     let res = send(&app, get_req("/explode")).await;

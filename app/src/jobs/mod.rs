@@ -317,3 +317,27 @@ pub async fn depth(conn: &mut AsyncPgConnection) -> QueryResult<Depth> {
     }
     Ok(depth)
 }
+
+/// How long the job that has been ready the longest has waited for a worker: a queued job
+/// since its `run_at`, a running job whose lease ran out since then. `None` when nothing is
+/// waiting. Both predicates match the queue's partial indexes.
+pub async fn oldest_ready_age(conn: &mut AsyncPgConnection) -> QueryResult<Option<Duration>> {
+    #[derive(QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = diesel::sql_types::Nullable<Double>)]
+        secs: Option<f64>,
+    }
+    let rows: Vec<Row> = diesel::sql_query(
+        "SELECT extract(epoch FROM now() - least( \
+             (SELECT min(run_at) FROM jobs WHERE status = 'queued' AND run_at <= now()), \
+             (SELECT min(lease_until) FROM jobs WHERE status = 'running' AND lease_until < now()) \
+         ))::float8 AS secs",
+    )
+    .load(conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .next()
+        .and_then(|r| r.secs)
+        .map(|s| Duration::from_secs_f64(s.max(0.0))))
+}

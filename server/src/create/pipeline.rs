@@ -177,7 +177,14 @@ impl GenerateHandler {
                 seed: row.variation_seed(i) as u64,
                 brand: look.clone(),
             };
-            let picture = provider.generate(&request).await?;
+            let asked = Instant::now();
+            let picture = provider.generate(&request).await;
+            crate::metrics::global().observe_provider(
+                row.provider.as_str(),
+                picture.is_ok(),
+                asked.elapsed(),
+            );
+            let picture = picture?;
             let (w, h) = format.size();
             let logo = logo.clone();
             let encoded = tokio::task::spawn_blocking(move || {
@@ -193,6 +200,7 @@ impl GenerateHandler {
             .map_err(|e| Failure::internal(e.to_string()))?;
             let elapsed = started.elapsed();
             self.store(&row, i, encoded, elapsed.as_millis()).await?;
+            crate::metrics::global().variants_made("generation", 3);
             let progress = (u32::from(i) + 1) * 100 / u32::from(total);
             let mut c = self.conn().await?;
             records::set_progress(&mut c, id, progress as u8)

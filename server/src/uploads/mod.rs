@@ -93,6 +93,9 @@ pub async fn put_upload(
     };
     match receive(&state, &user, &token, body).await {
         Ok((outcome, created)) => {
+            if outcome.duplicate {
+                crate::metrics::global().duplicates_avoided.inc();
+            }
             let status = if created {
                 StatusCode::CREATED
             } else {

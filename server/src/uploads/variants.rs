@@ -114,6 +114,7 @@ impl UploadVariantsHandler {
         };
         match recorded {
             Ok(true) => {
+                crate::metrics::global().variants_made("upload", stored.len() as u64);
                 tracing::info!(sha256 = %sha, "upload variants stored");
                 Ok(())
             }

@@ -1,0 +1,594 @@
+//! Prometheus metrics: what the process counts as it works, and what is read at scrape time.
+//!
+//! Counters and histograms live in one process-wide registry ([`global`]), like Prometheus's
+//! own default registry: the request middleware, the job worker, the generation pipeline and
+//! the upload handler all record into it without being handed anything. Values owned by
+//! someone else (rate-limit denials, sign-in lockouts, the database pool, the job queue in
+//! PostgreSQL) are read when `/metrics` is scraped, into a registry built for that scrape.
+//!
+//! Names follow Prometheus conventions: a `socialcraft_` prefix, base units (seconds,
+//! bytes), `_total` on counters (added by the encoder). Label values are bounded: routes are
+//! axum's route patterns (`/images/{id}`), never raw paths.
+//!
+//! `/metrics` is served on its own listener (`METRICS_ADDR`, no authentication: bind it to a
+//! private address), or on the main listener behind `Authorization: Bearer METRICS_TOKEN`;
+//! with neither, it is not served at all (recording still happens, and costs nanoseconds).
+
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use app::state::AppState;
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::{Registry, Unit};
+
+use crate::ratelimit::{Group, RateLimits};
+
+/// The OpenMetrics text format, which Prometheus reads.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// How long the scrape-time database queries may take before they are left out.
+const SCRAPE_DB_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Labels of an HTTP request.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HttpLabels {
+    /// The route pattern (`/images/{id}`), `/pkg/*` for built assets, or `unmatched`.
+    pub route: String,
+    /// `GET`, `POST`, ... (`other` for anything unusual).
+    pub method: &'static str,
+    /// The response status code.
+    pub status: u16,
+}
+
+/// Labels of a job observation.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct JobLabels {
+    /// The job kind (`generate`, `upload_variants`).
+    pub kind: String,
+    /// `succeeded`, `retrying`, `dead`, `lost` or `released`.
+    pub outcome: &'static str,
+}
+
+/// Labels naming a job kind.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabels {
+    /// The job kind.
+    pub kind: String,
+}
+
+/// Labels of a provider call.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ProviderLabels {
+    /// `builtin` or `openai`.
+    pub provider: String,
+    /// `ok` or `error`.
+    pub outcome: &'static str,
+}
+
+/// Labels saying where variants were made.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SourceLabels {
+    /// `generation` or `upload`.
+    pub source: &'static str,
+}
+
+/// Everything the process records as it works.
+pub struct Metrics {
+    registry: Registry,
+    /// Requests answered, by route, method and status.
+    pub http_requests: Family<HttpLabels, Counter>,
+    /// Time to the response head, by route, method and status.
+    pub http_duration: Family<HttpLabels, Histogram>,
+    /// Requests being handled right now.
+    pub http_in_flight: Gauge,
+    /// Time a job attempt ran, by kind and outcome.
+    pub job_duration: Family<JobLabels, Histogram>,
+    /// Time from a job becoming ready to a worker claiming it, by kind.
+    pub job_wait: Family<KindLabels, Histogram>,
+    /// Job attempts that failed (retried or dead-lettered), by kind.
+    pub job_failures: Family<KindLabels, Counter>,
+    /// Jobs dead-lettered, by kind.
+    pub job_dead_letters: Family<KindLabels, Counter>,
+    /// WebP variants written, by source.
+    pub variants: Family<SourceLabels, Counter>,
+    /// Uploads whose content was stored already (no second copy written).
+    pub duplicates_avoided: Counter,
+    /// Time an image provider took per picture, by provider and outcome.
+    pub provider_duration: Family<ProviderLabels, Histogram>,
+}
+
+fn latency_buckets() -> impl Iterator<Item = f64> {
+    [
+        0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+    ]
+    .into_iter()
+}
+
+fn job_buckets() -> impl Iterator<Item = f64> {
+    [
+        0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 900.0,
+    ]
+    .into_iter()
+}
+
+impl Metrics {
+    fn new() -> Self {
+        let mut registry = Registry::with_prefix("socialcraft");
+        let http_requests = Family::<HttpLabels, Counter>::default();
+        registry.register(
+            "http_requests",
+            "HTTP requests answered, by route pattern, method and status",
+            http_requests.clone(),
+        );
+        let http_duration = Family::<HttpLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(latency_buckets())
+        });
+        registry.register_with_unit(
+            "http_request_duration",
+            "Time to the response head, by route pattern, method and status",
+            Unit::Seconds,
+            http_duration.clone(),
+        );
+        let http_in_flight = Gauge::default();
+        registry.register(
+            "http_requests_in_flight",
+            "Requests being handled now",
+            http_in_flight.clone(),
+        );
+        let job_duration =
+            Family::<JobLabels, Histogram>::new_with_constructor(|| Histogram::new(job_buckets()));
+        registry.register_with_unit(
+            "job_duration",
+            "Time one job attempt ran, by kind and outcome",
+            Unit::Seconds,
+            job_duration.clone(),
+        );
+        let job_wait =
+            Family::<KindLabels, Histogram>::new_with_constructor(|| Histogram::new(job_buckets()));
+        registry.register_with_unit(
+            "job_wait",
+            "Time from a job becoming ready to a worker claiming it, by kind",
+            Unit::Seconds,
+            job_wait.clone(),
+        );
+        let job_failures = Family::<KindLabels, Counter>::default();
+        registry.register(
+            "job_failures",
+            "Job attempts that failed (retried or dead-lettered), by kind",
+            job_failures.clone(),
+        );
+        let job_dead_letters = Family::<KindLabels, Counter>::default();
+        registry.register(
+            "job_dead_letters",
+            "Jobs dead-lettered after their last attempt or a permanent failure, by kind",
+            job_dead_letters.clone(),
+        );
+        let variants = Family::<SourceLabels, Counter>::default();
+        registry.register(
+            "variants_generated",
+            "WebP variants written, by source (generation or upload)",
+            variants.clone(),
+        );
+        let duplicates_avoided = Counter::default();
+        registry.register(
+            "upload_duplicates_avoided",
+            "Uploads whose content was stored already, so no second copy was written",
+            duplicates_avoided.clone(),
+        );
+        let provider_duration = Family::<ProviderLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(job_buckets())
+        });
+        registry.register_with_unit(
+            "generation_provider_duration",
+            "Time an image provider took for one picture, by provider and outcome",
+            Unit::Seconds,
+            provider_duration.clone(),
+        );
+        Self {
+            registry,
+            http_requests,
+            http_duration,
+            http_in_flight,
+            job_duration,
+            job_wait,
+            job_failures,
+            job_dead_letters,
+            variants,
+            duplicates_avoided,
+            provider_duration,
+        }
+    }
+
+    /// Records one answered request.
+    pub fn observe_request(&self, route: &str, method: &'static str, status: u16, took: Duration) {
+        let labels = HttpLabels {
+            route: route.to_owned(),
+            method,
+            status,
+        };
+        self.http_requests.get_or_create(&labels).inc();
+        self.http_duration
+            .get_or_create(&labels)
+            .observe(took.as_secs_f64());
+    }
+
+    /// Records one finished job attempt.
+    pub fn observe_job(&self, kind: &str, outcome: &'static str, took: Duration) {
+        self.job_duration
+            .get_or_create(&JobLabels {
+                kind: kind.to_owned(),
+                outcome,
+            })
+            .observe(took.as_secs_f64());
+        let kind = KindLabels {
+            kind: kind.to_owned(),
+        };
+        match outcome {
+            "retrying" => {
+                self.job_failures.get_or_create(&kind).inc();
+            }
+            "dead" => {
+                self.job_failures.get_or_create(&kind).inc();
+                self.job_dead_letters.get_or_create(&kind).inc();
+            }
+            _ => {}
+        }
+    }
+
+    /// Records how long a claimed job waited after becoming ready.
+    pub fn observe_job_wait(&self, kind: &str, waited: Duration) {
+        self.job_wait
+            .get_or_create(&KindLabels {
+                kind: kind.to_owned(),
+            })
+            .observe(waited.as_secs_f64());
+    }
+
+    /// Records `n` variants written for `source` (`generation` or `upload`).
+    pub fn variants_made(&self, source: &'static str, n: u64) {
+        self.variants
+            .get_or_create(&SourceLabels { source })
+            .inc_by(n);
+    }
+
+    /// Records one call to an image provider.
+    pub fn observe_provider(&self, provider: &str, ok: bool, took: Duration) {
+        self.provider_duration
+            .get_or_create(&ProviderLabels {
+                provider: provider.to_owned(),
+                outcome: if ok { "ok" } else { "error" },
+            })
+            .observe(took.as_secs_f64());
+    }
+}
+
+static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
+
+/// The process's metrics.
+pub fn global() -> &'static Metrics {
+    &METRICS
+}
+
+/// A bounded name for a request method.
+pub fn method_label(method: &axum::http::Method) -> &'static str {
+    use axum::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        Method::PATCH => "PATCH",
+        _ => "other",
+    }
+}
+
+/// Keeps the in-flight gauge right even when a request is cancelled or panics.
+pub struct InFlight;
+
+impl InFlight {
+    /// Counts one more request in flight until dropped.
+    pub fn start() -> Self {
+        global().http_in_flight.inc();
+        InFlight
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        global().http_in_flight.dec();
+    }
+}
+
+/// What a scrape reads besides the process registry.
+#[derive(Clone)]
+pub struct ScrapeSources {
+    /// The application state (database pool, sign-in lockouts).
+    pub state: AppState,
+    /// The rate limiters (denials by group), when this process serves HTTP.
+    pub rate_limits: Option<RateLimits>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct QueueLabels {
+    kind: String,
+    state: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct GroupLabels {
+    group: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PoolLabels {
+    state: &'static str,
+}
+
+#[derive(diesel::QueryableByName)]
+struct QueueRow {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    kind: String,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    status: String,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    n: i64,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Double>)]
+    oldest_secs: Option<f64>,
+}
+
+/// Jobs waiting, running and dead, by kind, with the age of the oldest ready job. Each
+/// predicate matches one of the queue's partial indexes, so this stays cheap however many
+/// finished jobs the table holds.
+async fn queue_depth(state: &AppState) -> Result<Vec<QueueRow>, String> {
+    use diesel_async::RunQueryDsl;
+    let mut conn = state.db.get().await.map_err(|e| e.to_string())?;
+    diesel::sql_query(
+        "SELECT kind, 'queued' AS status, count(*) AS n, \
+                extract(epoch FROM now() - min(run_at) FILTER (WHERE run_at <= now()))::float8 \
+                  AS oldest_secs \
+           FROM jobs WHERE status = 'queued' GROUP BY kind \
+         UNION ALL \
+         SELECT kind, 'running', count(*), NULL FROM jobs WHERE status = 'running' GROUP BY kind \
+         UNION ALL \
+         SELECT kind, 'dead', count(*), NULL FROM jobs WHERE status = 'dead' GROUP BY kind",
+    )
+    .load::<QueueRow>(&mut conn)
+    .await
+    .map_err(|e| e.to_string())
+}
+
+/// The whole exposition: the process registry, then what is read now.
+pub async fn render(sources: &ScrapeSources) -> String {
+    let mut now = Registry::with_prefix("socialcraft");
+
+    let queue = Family::<QueueLabels, Gauge>::default();
+    let oldest = Family::<KindLabels, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
+    let queue_up = Gauge::<i64>::default();
+    match tokio::time::timeout(SCRAPE_DB_TIMEOUT, queue_depth(&sources.state)).await {
+        Ok(Ok(rows)) => {
+            queue_up.set(1);
+            for row in rows {
+                if let Some(secs) = row.oldest_secs {
+                    oldest
+                        .get_or_create(&KindLabels {
+                            kind: row.kind.clone(),
+                        })
+                        .set(secs.max(0.0));
+                }
+                queue
+                    .get_or_create(&QueueLabels {
+                        kind: row.kind,
+                        state: row.status,
+                    })
+                    .set(row.n);
+            }
+        }
+        Ok(Err(e)) => tracing::warn!(error = %e, "metrics: could not read the job queue"),
+        Err(_) => tracing::warn!("metrics: reading the job queue timed out"),
+    }
+    now.register(
+        "job_queue_depth",
+        "Jobs by kind and state (queued, running, dead), read from PostgreSQL at scrape time",
+        queue,
+    );
+    now.register_with_unit(
+        "job_queue_oldest_ready",
+        "Age of the oldest job that is ready to run and not yet claimed, by kind",
+        Unit::Seconds,
+        oldest,
+    );
+    now.register(
+        "job_queue_scrape_ok",
+        "1 when the job queue could be read for this scrape, else 0",
+        queue_up,
+    );
+
+    let status = sources.state.db.status();
+    let pool = Family::<PoolLabels, Gauge>::default();
+    let in_use = status.size.saturating_sub(status.available);
+    pool.get_or_create(&PoolLabels { state: "idle" })
+        .set(status.available as i64);
+    pool.get_or_create(&PoolLabels { state: "in_use" })
+        .set(in_use as i64);
+    now.register(
+        "db_pool_connections",
+        "Open database connections in this process's pool, by state",
+        pool,
+    );
+    let max = Gauge::<i64>::default();
+    max.set(status.max_size as i64);
+    now.register(
+        "db_pool_max_connections",
+        "Largest number of connections the pool may open",
+        max,
+    );
+    let waiting = Gauge::<i64>::default();
+    waiting.set(status.waiting as i64);
+    now.register(
+        "db_pool_waiting",
+        "Requests waiting for a database connection right now",
+        waiting,
+    );
+
+    if let Some(limits) = &sources.rate_limits {
+        let denied = Family::<GroupLabels, Counter>::default();
+        for group in [
+            Group::Auth,
+            Group::Generate,
+            Group::Api,
+            Group::Upload,
+            Group::User,
+        ] {
+            denied
+                .get_or_create(&GroupLabels {
+                    group: group.as_str(),
+                })
+                .inc_by(limits.denied(group));
+        }
+        now.register(
+            "rate_limit_denials",
+            "Requests refused with 429, by limit group",
+            denied,
+        );
+    }
+    let lockouts = Counter::<u64>::default();
+    lockouts.inc_by(sources.state.auth.lockouts());
+    now.register(
+        "signin_lockouts",
+        "Sign-ins refused because the account had too many recent failures",
+        lockouts,
+    );
+
+    let mut out = String::with_capacity(16 * 1024);
+    let encoded = prometheus_client::encoding::text::encode_registry(&mut out, &global().registry)
+        .and_then(|()| prometheus_client::encoding::text::encode_registry(&mut out, &now))
+        .and_then(|()| prometheus_client::encoding::text::encode_eof(&mut out));
+    if let Err(e) = encoded {
+        tracing::error!(error = %e, "could not encode metrics");
+    }
+    out
+}
+
+/// `GET /metrics` on the main listener: only with the configured bearer token.
+pub async fn scrape_with_token(
+    State((sources, token)): State<(ScrapeSources, crate::config::Secret)>,
+    headers: HeaderMap,
+) -> Response {
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    if !constant_time_eq(given.as_bytes(), token.expose().as_bytes()) {
+        return (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Bearer")],
+            axum::Json(app::error::AppError::new(
+                app::error::ErrorCode::Unauthorized,
+                "Metrics need the configured bearer token.",
+            )),
+        )
+            .into_response();
+    }
+    exposition(&sources).await
+}
+
+/// `GET /metrics` on the metrics listener.
+pub async fn scrape(State(sources): State<ScrapeSources>) -> Response {
+    exposition(&sources).await
+}
+
+async fn exposition(sources: &ScrapeSources) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, CONTENT_TYPE),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        render(sources).await,
+    )
+        .into_response()
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// The router of the separate metrics listener: `/metrics`, plus `/api/health` so the
+/// listener itself can be probed (a worker process has no other).
+pub fn listener_router(sources: ScrapeSources) -> Router {
+    Router::new()
+        .route("/metrics", axum::routing::get(scrape))
+        .route("/api/health", axum::routing::get(crate::health::health))
+        .with_state(sources)
+}
+
+/// Binds the metrics listener (at start-up, so a taken port stops the start).
+pub async fn bind(addr: std::net::SocketAddr) -> Result<tokio::net::TcpListener, String> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| format!("could not listen for metrics on {addr} (METRICS_ADDR): {e}"))
+}
+
+/// Serves [`listener_router`] on `listener` until `shutdown` resolves.
+pub async fn serve_listener(
+    listener: tokio::net::TcpListener,
+    sources: ScrapeSources,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) {
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!(%addr, "metrics at http://{addr}/metrics");
+    }
+    if let Err(e) = axum::serve(listener, listener_router(sources))
+        .with_graceful_shutdown(shutdown)
+        .await
+    {
+        tracing::error!(error = %e, "the metrics listener stopped");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_follow_prometheus_conventions() {
+        let m = Metrics::new();
+        m.observe_request("/images/{id}", "GET", 200, Duration::from_millis(3));
+        m.observe_job("generate", "dead", Duration::from_secs(2));
+        m.variants_made("upload", 3);
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &m.registry).unwrap();
+        for expected in [
+            "# TYPE socialcraft_http_requests counter",
+            r#"socialcraft_http_requests_total{route="/images/{id}",method="GET",status="200"} 1"#,
+            "# UNIT socialcraft_http_request_duration_seconds seconds",
+            r#"socialcraft_http_request_duration_seconds_bucket{le="0.005",route="/images/{id}",method="GET",status="200"} 1"#,
+            r#"socialcraft_job_dead_letters_total{kind="generate"} 1"#,
+            r#"socialcraft_job_failures_total{kind="generate"} 1"#,
+            r#"socialcraft_variants_generated_total{source="upload"} 3"#,
+        ] {
+            assert!(out.contains(expected), "missing `{expected}` in:\n{out}");
+        }
+    }
+
+    #[test]
+    fn bearer_tokens_compare_whole() {
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"abcd"));
+        assert!(!constant_time_eq(b"", b"a"));
+    }
+}
