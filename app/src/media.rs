@@ -67,6 +67,15 @@ pub struct Stored {
     pub size: usize,
 }
 
+/// One object found by [`MediaStore::list`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Listed {
+    /// Its key in the store.
+    pub key: String,
+    /// Size in bytes.
+    pub size: u64,
+}
+
 /// A storage failure. Callers log it with context and answer `unavailable`.
 #[derive(Debug, thiserror::Error)]
 #[error("media storage: {0}")]
@@ -214,6 +223,41 @@ impl MediaStore {
         }
     }
 
+    /// Every object in the store with its size, in no particular order. S3 pages through the
+    /// bucket; the whole listing is held in memory (keys and sizes only).
+    pub async fn list(&self) -> Result<Vec<Listed>, MediaError> {
+        use futures_util::TryStreamExt;
+        self.store
+            .list(None)
+            .map_ok(|meta| Listed {
+                key: meta.location.to_string(),
+                size: meta.size,
+            })
+            .try_collect()
+            .await
+            .map_err(err)
+    }
+
+    /// The SHA-256 (lowercase hex) and size of the object at `key`, read as a stream (never
+    /// whole in memory), or `None` when there is none.
+    pub async fn sha256(&self, key: &str) -> Result<Option<(String, u64)>, MediaError> {
+        use futures_util::StreamExt;
+        let result = match self.store.get(&ObjectPath::from(key)).await {
+            Ok(result) => result,
+            Err(object_store::Error::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(err(e)),
+        };
+        let mut stream = result.into_stream();
+        let mut hasher = Sha256::new();
+        let mut size = 0u64;
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(err)?;
+            size += chunk.len() as u64;
+            hasher.update(&chunk);
+        }
+        Ok(Some((hex(&hasher.finalize()), size)))
+    }
+
     /// Writes, reads back and deletes a small probe object: the readiness check.
     pub async fn probe(&self) -> Result<(), MediaError> {
         let key = format!("_probe/{}", uuid::Uuid::new_v4().simple());
@@ -300,6 +344,20 @@ mod tests {
         store.delete(&a.key).await.unwrap();
         assert_eq!(store.get(&a.key).await.unwrap(), None);
         store.probe().await.unwrap();
+
+        let listed = store.list().await.unwrap();
+        assert_eq!(
+            listed,
+            [Listed {
+                key: b.key.clone(),
+                size: 5
+            }]
+        );
+        assert_eq!(
+            store.sha256(&b.key).await.unwrap(),
+            Some((b.sha256.clone(), 5))
+        );
+        assert_eq!(store.sha256(&a.key).await.unwrap(), None);
         let _ = std::fs::remove_dir_all(dir);
     }
 }

@@ -179,6 +179,19 @@ pub struct UploadsConfig {
     pub timeout: Duration,
 }
 
+/// Database backups (`socialcraft backup …`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BackupConfig {
+    /// `BACKUP_DIR`: where dumps, checksums and manifests are written, default
+    /// `DATA_DIR/backups`.
+    pub dir: PathBuf,
+    /// `BACKUP_KEEP_DAILY_DAYS`: a daily run deletes daily backups older than this, default 7.
+    pub keep_daily: Duration,
+    /// `BACKUP_KEEP_WEEKLY_DAYS`: a weekly run deletes weekly backups older than this,
+    /// default 30.
+    pub keep_weekly: Duration,
+}
+
 /// HTTP hardening settings.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HttpConfig {
@@ -268,6 +281,8 @@ pub struct Config {
     pub uploads: UploadsConfig,
     /// Metrics, Sentry and readiness.
     pub observability: ObservabilityConfig,
+    /// Database backups.
+    pub backup: BackupConfig,
     /// Logging settings.
     pub log: LogConfig,
 }
@@ -505,6 +520,24 @@ impl Config {
             timeout: Duration::from_secs(positive("UPLOAD_TIMEOUT_SECS", 600)? as u64),
         };
 
+        let data_dir = PathBuf::from(get("DATA_DIR").unwrap_or("./data"));
+        let keep_days = |var: &'static str, default: usize| -> Result<Duration, ConfigError> {
+            // At least a day, so a run never deletes the backup it has just written; at most
+            // a century, so the arithmetic cannot overflow.
+            let days = positive(var, default)?;
+            if days > 36_500 {
+                return Err(err(var, "must be at most 36500 days"));
+            }
+            Ok(Duration::from_secs(days as u64 * 86_400))
+        };
+        let backup = BackupConfig {
+            dir: get("BACKUP_DIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| data_dir.join("backups")),
+            keep_daily: keep_days("BACKUP_KEEP_DAILY_DAYS", 7)?,
+            keep_weekly: keep_days("BACKUP_KEEP_WEEKLY_DAYS", 30)?,
+        };
+
         let mut trusted_proxies = Vec::new();
         for p in get("TRUSTED_PROXIES")
             .unwrap_or("")
@@ -666,7 +699,7 @@ impl Config {
 
         Ok(Config {
             env,
-            data_dir: PathBuf::from(get("DATA_DIR").unwrap_or("./data")),
+            data_dir,
             secret_key,
             database: DatabaseConfig {
                 url,
@@ -685,6 +718,7 @@ impl Config {
             trends,
             uploads,
             observability,
+            backup,
             log: LogConfig {
                 format,
                 filter: get("RUST_LOG").unwrap_or("info").to_owned(),
@@ -902,6 +936,34 @@ mod tests {
         for bad in ["*", "a.example", "https://a.example/path"] {
             let e = Config::from_map(&vars(&[("ALLOWED_ORIGINS", bad)])).unwrap_err();
             assert_eq!(e.var, "ALLOWED_ORIGINS", "{bad}");
+        }
+    }
+
+    #[test]
+    fn backups_default_under_the_data_directory_and_keep_at_least_a_day() {
+        let c = Config::from_map(&vars(&[("DATA_DIR", "/srv/sc")])).unwrap();
+        assert_eq!(c.backup.dir, PathBuf::from("/srv/sc/backups"));
+        assert_eq!(c.backup.keep_daily, Duration::from_secs(7 * 86_400));
+        assert_eq!(c.backup.keep_weekly, Duration::from_secs(30 * 86_400));
+
+        let c = Config::from_map(&vars(&[
+            ("BACKUP_DIR", "/mnt/backups"),
+            ("BACKUP_KEEP_DAILY_DAYS", "3"),
+            ("BACKUP_KEEP_WEEKLY_DAYS", "90"),
+        ]))
+        .unwrap();
+        assert_eq!(c.backup.dir, PathBuf::from("/mnt/backups"));
+        assert_eq!(c.backup.keep_daily, Duration::from_secs(3 * 86_400));
+        assert_eq!(c.backup.keep_weekly, Duration::from_secs(90 * 86_400));
+
+        for (var, value) in [
+            ("BACKUP_KEEP_DAILY_DAYS", "0"),
+            ("BACKUP_KEEP_DAILY_DAYS", "a week"),
+            ("BACKUP_KEEP_WEEKLY_DAYS", "-1"),
+            ("BACKUP_KEEP_WEEKLY_DAYS", "100000"),
+        ] {
+            let e = Config::from_map(&vars(&[(var, value)])).unwrap_err();
+            assert_eq!(e.var, var, "{var}={value}");
         }
     }
 

@@ -3,6 +3,7 @@
 //! integration tests drive the same code the binary runs.
 
 pub mod auth;
+pub mod backup;
 pub mod config;
 pub mod create;
 pub mod db;

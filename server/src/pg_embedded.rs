@@ -306,26 +306,43 @@ fn check(tool: &'static str, out: io::Result<Output>) -> Result<(), EmbeddedPgEr
 }
 
 fn find_bin_dir() -> Result<PathBuf, EmbeddedPgError> {
+    system_bin_dir("initdb").ok_or_else(|| {
+        EmbeddedPgError::BinariesNotFound("pg_config and /usr/lib/postgresql/*/bin".to_owned())
+    })
+}
+
+/// The system's PostgreSQL binary directory holding `tool`: `pg_config --bindir`, else the
+/// newest `/usr/lib/postgresql/*/bin` that has it (Debian installs the server there, off
+/// PATH). `None` when neither has it.
+pub fn system_bin_dir(tool: &str) -> Option<PathBuf> {
     if let Ok(out) = Command::new("pg_config").arg("--bindir").output()
         && out.status.success()
     {
         let dir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
-        if dir.join("initdb").exists() {
-            return Ok(dir);
+        if dir.join(tool).exists() {
+            return Some(dir);
         }
     }
-    // Debian installs the server under a versioned directory that is not on PATH.
     let mut candidates: Vec<PathBuf> = fs::read_dir("/usr/lib/postgresql")
         .into_iter()
         .flatten()
         .flatten()
         .map(|e| e.path().join("bin"))
-        .filter(|p| p.join("initdb").exists())
+        .filter(|p| p.join(tool).exists())
         .collect();
-    candidates.sort();
-    candidates.pop().ok_or_else(|| {
-        EmbeddedPgError::BinariesNotFound("pg_config and /usr/lib/postgresql/*/bin".to_owned())
-    })
+    // Sorted by version number, not as text ("9.6" must come before "15").
+    candidates.sort_by_key(|p| {
+        p.parent()
+            .and_then(|v| v.file_name())
+            .and_then(|v| v.to_str())
+            .map(|v| {
+                v.split('.')
+                    .map(|n| n.parse::<u32>().unwrap_or(0))
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default()
+    });
+    candidates.pop()
 }
 
 fn postgres_user() -> Result<(u32, u32), EmbeddedPgError> {

@@ -1,4 +1,5 @@
-//! `serve` and `migrate`: resolving the database, migrating, serving, shutting down.
+//! `serve`, `migrate` and the other subcommands' bodies: resolving the database, migrating,
+//! serving, shutting down.
 
 use std::future::Future;
 use std::path::Path;
@@ -535,6 +536,95 @@ pub async fn seed(config: Config, images: usize) -> Result<(), String> {
         "seeded {} images ({} stored pictures, {} ratings) in {:.1} s",
         seeded.images, seeded.stored, seeded.ratings, seeded.seconds
     );
+    Ok(())
+}
+
+/// `socialcraft backup daily|weekly|manual`: dumps the database into `BACKUP_DIR` with its
+/// checksum and manifest, then prunes backups of that kind past their retention.
+pub async fn backup_run(config: Config, kind: crate::backup::Kind) -> Result<(), String> {
+    let config = &config;
+    let report = with_database(config, |url| async move {
+        // Abandoning the run on a signal kills pg_dump and removes the partial files.
+        Ok(tokio::select! {
+            r = crate::backup::backup(config, &url, kind) => r,
+            () = shutdown_signal() => Err(crate::backup::BackupError::Interrupted),
+        })
+    })
+    .await?
+    .map_err(|e| e.to_string())?;
+    print!("{report}");
+    Ok(())
+}
+
+/// `socialcraft backup list`: the backups in `BACKUP_DIR`, newest first. Needs no database.
+pub fn backup_list(config: &Config) -> Result<(), String> {
+    let dir = &config.backup.dir;
+    let backups = crate::backup::list(dir).map_err(|e| e.to_string())?;
+    print!("{}", crate::backup::format_list(dir, &backups));
+    Ok(())
+}
+
+/// `socialcraft backup verify FILE`: checksum, a restore into a scratch database, row counts
+/// against the manifest. Fails when anything differs.
+pub async fn backup_verify(config: Config, file: &Path) -> Result<(), String> {
+    let config = &config;
+    let report = with_database(config, |url| async move {
+        Ok(crate::backup::verify(config, &url, file, shutdown_signal()).await)
+    })
+    .await?
+    .map_err(|e| e.to_string())?;
+    print!("{report}");
+    if !report.ok() {
+        return Err(crate::backup::BackupError::Mismatch {
+            file: file.to_owned(),
+            differing: report.differing(),
+        }
+        .to_string());
+    }
+    Ok(())
+}
+
+/// `socialcraft backup restore FILE --yes`: replaces the configured database with the backup.
+/// Without `--yes` it only says what it would overwrite (and starts nothing).
+pub async fn backup_restore(config: Config, file: &Path, yes: bool) -> Result<(), String> {
+    use crate::backup::BackupError;
+    if !file.is_file() {
+        return Err(BackupError::NotFound(file.to_owned()).to_string());
+    }
+    if !yes {
+        let target = match &config.database.url {
+            Some(url) => {
+                crate::backup::describe_database(url.expose()).map_err(|e| e.to_string())?
+            }
+            None => format!(
+                "the embedded database `{EMBEDDED_DATABASE}` under {}",
+                config.data_dir.join("postgres").display()
+            ),
+        };
+        return Err(BackupError::NotConfirmed {
+            target,
+            file: file.to_owned(),
+        }
+        .to_string());
+    }
+    let config = &config;
+    let report = with_database(config, |url| async move {
+        // Abandoning it kills pg_restore, and its single transaction rolls back.
+        Ok(tokio::select! {
+            r = crate::backup::restore(config, &url, file, true) => r,
+            () = shutdown_signal() => Err(BackupError::Interrupted),
+        })
+    })
+    .await?
+    .map_err(|e| e.to_string())?;
+    print!("{report}");
+    if report.differing() > 0 {
+        return Err(BackupError::Mismatch {
+            file: file.to_owned(),
+            differing: report.differing(),
+        }
+        .to_string());
+    }
     Ok(())
 }
 

@@ -265,7 +265,10 @@ async fn metrics_need_the_token_and_show_requests_jobs_pool_and_limits() {
         body.contains(r#"socialcraft_job_queue_depth{kind="generate",state="queued"} 2"#),
         "{body}"
     );
-    assert!(!body.contains("rate_limit_denials"), "a worker has no limiters");
+    assert!(
+        !body.contains("rate_limit_denials"),
+        "a worker has no limiters"
+    );
     assert_eq!(
         send(&listener, get_req("/api/health")).await.status(),
         StatusCode::OK
