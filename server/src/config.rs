@@ -191,6 +191,27 @@ pub struct HttpConfig {
     pub max_header_bytes: usize,
 }
 
+/// Where rate limits are counted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RateLimitStore {
+    /// `RATE_LIMIT_STORE=memory` (the default): in this process. Each instance counts on its
+    /// own, so N instances let through up to N times each limit.
+    Memory,
+    /// `RATE_LIMIT_STORE=redis`: in Redis, shared by every instance.
+    Redis(RedisConfig),
+}
+
+/// The Redis that holds shared rate limits.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RedisConfig {
+    /// `REDIS_URL`: `redis://[user:password@]host[:port][/db]`, or `rediss://` for TLS
+    /// (required with `RATE_LIMIT_STORE=redis`; may hold a password, so never logged).
+    pub url: Secret,
+    /// `RATE_LIMIT_REDIS_TIMEOUT_MS`: longest a check waits for Redis before the in-process
+    /// limiter answers instead, default 50.
+    pub timeout: Duration,
+}
+
 /// Logging settings.
 #[derive(Clone, Debug)]
 pub struct LogConfig {
@@ -222,6 +243,8 @@ pub struct Config {
     pub http: HttpConfig,
     /// Rate limits.
     pub rate_limits: crate::ratelimit::Limits,
+    /// Where rate limits are counted: in process, or in Redis shared by every instance.
+    pub rate_limit_store: RateLimitStore,
     /// Sessions, sign-in lockout and tier allowances: `ACCESS_TOKEN_MINUTES` (15),
     /// `REFRESH_TOKEN_DAYS` (7), `REFRESH_REUSE_GRACE_SECS` (10), `COOKIE_SECURE` (on except
     /// in development), `SIGNIN_LOCKOUT_FAILURES` (5) within `SIGNIN_LOCKOUT_MINUTES` (15),
@@ -551,6 +574,30 @@ impl Config {
             trusted_proxies,
             max_keys: positive("RATE_LIMIT_MAX_KEYS", 100_000)?,
         };
+        let rate_limit_store = match get("RATE_LIMIT_STORE").unwrap_or("memory") {
+            "memory" => RateLimitStore::Memory,
+            "redis" => {
+                let url = required("REDIS_URL", "when RATE_LIMIT_STORE=redis")?;
+                if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
+                    return Err(err(
+                        "REDIS_URL",
+                        "must start with redis:// or rediss:// (TLS)",
+                    ));
+                }
+                RateLimitStore::Redis(RedisConfig {
+                    url: Secret::new(url),
+                    timeout: Duration::from_millis(
+                        positive("RATE_LIMIT_REDIS_TIMEOUT_MS", 50)? as u64
+                    ),
+                })
+            }
+            other => {
+                return Err(err(
+                    "RATE_LIMIT_STORE",
+                    format!("`{other}` is not one of memory, redis"),
+                ));
+            }
+        };
 
         let format = match get("LOG_FORMAT") {
             None if production => LogFormat::Json,
@@ -581,6 +628,7 @@ impl Config {
             create,
             http,
             rate_limits,
+            rate_limit_store,
             auth,
             trends,
             uploads,
@@ -785,6 +833,72 @@ mod tests {
         assert_eq!(e.var, "IMAGE_API_KEY");
         let e = Config::from_map(&vars(&[("IMAGE_PROVIDER", "midjourney")])).unwrap_err();
         assert_eq!(e.var, "IMAGE_PROVIDER");
+    }
+
+    #[test]
+    fn rate_limits_stay_in_process_unless_redis_is_named() {
+        let c = Config::from_map(&vars(&[("REDIS_URL", "redis://127.0.0.1:6379")])).unwrap();
+        assert_eq!(c.rate_limit_store, RateLimitStore::Memory);
+
+        let c = Config::from_map(&vars(&[
+            ("RATE_LIMIT_STORE", "redis"),
+            ("REDIS_URL", "rediss://:hunter2-redis@cache.internal:6380/2"),
+        ]))
+        .unwrap();
+        let RateLimitStore::Redis(redis) = &c.rate_limit_store else {
+            panic!("expected redis: {:?}", c.rate_limit_store)
+        };
+        assert_eq!(
+            redis.url.expose(),
+            "rediss://:hunter2-redis@cache.internal:6380/2"
+        );
+        assert_eq!(redis.timeout, Duration::from_millis(50));
+        assert!(
+            !format!("{c:?}").contains("hunter2"),
+            "the URL may hold a password"
+        );
+
+        let c = Config::from_map(&vars(&[
+            ("RATE_LIMIT_STORE", "redis"),
+            ("REDIS_URL", "redis://127.0.0.1"),
+            ("RATE_LIMIT_REDIS_TIMEOUT_MS", "20"),
+        ]))
+        .unwrap();
+        let RateLimitStore::Redis(redis) = &c.rate_limit_store else {
+            panic!("expected redis")
+        };
+        assert_eq!(redis.timeout, Duration::from_millis(20));
+
+        for (pairs, var) in [
+            (&[("RATE_LIMIT_STORE", "redis")][..], "REDIS_URL"),
+            (
+                &[
+                    ("RATE_LIMIT_STORE", "redis"),
+                    ("REDIS_URL", "http://127.0.0.1:6379"),
+                ][..],
+                "REDIS_URL",
+            ),
+            (
+                &[
+                    ("RATE_LIMIT_STORE", "redis"),
+                    ("REDIS_URL", "127.0.0.1:6379"),
+                ][..],
+                "REDIS_URL",
+            ),
+            (&[("RATE_LIMIT_STORE", "memcached")][..], "RATE_LIMIT_STORE"),
+            (
+                &[
+                    ("RATE_LIMIT_STORE", "redis"),
+                    ("REDIS_URL", "redis://127.0.0.1"),
+                    ("RATE_LIMIT_REDIS_TIMEOUT_MS", "0"),
+                ][..],
+                "RATE_LIMIT_REDIS_TIMEOUT_MS",
+            ),
+        ] {
+            let e = Config::from_map(&vars(pairs)).unwrap_err();
+            assert_eq!(e.var, var, "{pairs:?}");
+            assert!(e.to_string().contains(var), "{e}");
+        }
     }
 
     #[test]
