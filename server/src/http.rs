@@ -116,10 +116,11 @@ impl Default for HttpSettings {
 }
 
 impl HttpSettings {
-    /// From configuration.
-    pub fn from_config(config: &crate::config::Config) -> Self {
-        Self {
-            rate_limits: RateLimits::new(&config.rate_limits),
+    /// From configuration. Fails only on a `REDIS_URL` the Redis client cannot use (call it
+    /// inside a Tokio runtime: the Redis connection is made in the background).
+    pub fn from_config(config: &crate::config::Config) -> Result<Self, String> {
+        Ok(Self {
+            rate_limits: RateLimits::from_config(&config.rate_limits, &config.rate_limit_store)?,
             security: Security {
                 allowed_origins: config.http.allowed_origins.clone(),
                 hsts: config.is_production(),
@@ -129,7 +130,7 @@ impl HttpSettings {
             max_header_bytes: config.http.max_header_bytes,
             max_upload_bytes: usize::try_from(config.uploads.max_bytes).unwrap_or(usize::MAX),
             upload_timeout: config.uploads.timeout,
-        }
+        })
     }
 }
 

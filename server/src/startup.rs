@@ -133,7 +133,16 @@ async fn serve_with(config: &Config, db: &Database, options: LeptosOptions) -> R
         state.changes.clone(),
     ));
     let addr = options.site_addr;
-    let settings = crate::http::HttpSettings::from_config(config);
+    let settings = crate::http::HttpSettings::from_config(config)?;
+    tracing::info!(
+        store = settings.rate_limits.store(),
+        "rate limits counted {}",
+        if settings.rate_limits.store() == "redis" {
+            "in Redis, shared by every instance"
+        } else {
+            "in this process"
+        }
+    );
     let pruner = tokio::spawn(
         settings
             .rate_limits
