@@ -70,7 +70,7 @@ pub async fn session(State(layer): State<SessionLayer>, mut req: Request, next: 
         return next.run(req).await;
     };
     if let Some(ClientIp(ip)) = req.extensions().get::<ClientIp>().copied()
-        && let Err(denied) = layer.limits.check(Group::Auth, ip)
+        && let Err(denied) = layer.limits.check(Group::Auth, ip).await
     {
         return crate::ratelimit::too_many(denied);
     }

@@ -239,6 +239,27 @@ pub struct SentryConfig {
     pub release: String,
 }
 
+/// Where rate limits are counted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RateLimitStore {
+    /// `RATE_LIMIT_STORE=memory` (the default): in this process. Each instance counts on its
+    /// own, so N instances let through up to N times each limit.
+    Memory,
+    /// `RATE_LIMIT_STORE=redis`: in Redis, shared by every instance.
+    Redis(RedisConfig),
+}
+
+/// The Redis that holds shared rate limits.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RedisConfig {
+    /// `REDIS_URL`: `redis://[user:password@]host[:port][/db]`, or `rediss://` for TLS
+    /// (required with `RATE_LIMIT_STORE=redis`; may hold a password, so never logged).
+    pub url: Secret,
+    /// `RATE_LIMIT_REDIS_TIMEOUT_MS`: longest a check waits for Redis before the in-process
+    /// limiter answers instead, default 50.
+    pub timeout: Duration,
+}
+
 /// Logging settings.
 #[derive(Clone, Debug)]
 pub struct LogConfig {
@@ -270,6 +291,8 @@ pub struct Config {
     pub http: HttpConfig,
     /// Rate limits.
     pub rate_limits: crate::ratelimit::Limits,
+    /// Where rate limits are counted: in process, or in Redis shared by every instance.
+    pub rate_limit_store: RateLimitStore,
     /// Sessions, sign-in lockout and tier allowances: `ACCESS_TOKEN_MINUTES` (15),
     /// `REFRESH_TOKEN_DAYS` (7), `REFRESH_REUSE_GRACE_SECS` (10), `COOKIE_SECURE` (on except
     /// in development), `SIGNIN_LOCKOUT_FAILURES` (5) within `SIGNIN_LOCKOUT_MINUTES` (15),
@@ -621,6 +644,30 @@ impl Config {
             trusted_proxies,
             max_keys: positive("RATE_LIMIT_MAX_KEYS", 100_000)?,
         };
+        let rate_limit_store = match get("RATE_LIMIT_STORE").unwrap_or("memory") {
+            "memory" => RateLimitStore::Memory,
+            "redis" => {
+                let url = required("REDIS_URL", "when RATE_LIMIT_STORE=redis")?;
+                if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
+                    return Err(err(
+                        "REDIS_URL",
+                        "must start with redis:// or rediss:// (TLS)",
+                    ));
+                }
+                RateLimitStore::Redis(RedisConfig {
+                    url: Secret::new(url),
+                    timeout: Duration::from_millis(
+                        positive("RATE_LIMIT_REDIS_TIMEOUT_MS", 50)? as u64
+                    ),
+                })
+            }
+            other => {
+                return Err(err(
+                    "RATE_LIMIT_STORE",
+                    format!("`{other}` is not one of memory, redis"),
+                ));
+            }
+        };
 
         let metrics_addr = match get("METRICS_ADDR") {
             None => None,
@@ -714,6 +761,7 @@ impl Config {
             create,
             http,
             rate_limits,
+            rate_limit_store,
             auth,
             trends,
             uploads,
@@ -923,6 +971,72 @@ mod tests {
     }
 
     #[test]
+    fn rate_limits_stay_in_process_unless_redis_is_named() {
+        let c = Config::from_map(&vars(&[("REDIS_URL", "redis://127.0.0.1:6379")])).unwrap();
+        assert_eq!(c.rate_limit_store, RateLimitStore::Memory);
+
+        let c = Config::from_map(&vars(&[
+            ("RATE_LIMIT_STORE", "redis"),
+            ("REDIS_URL", "rediss://:hunter2-redis@cache.internal:6380/2"),
+        ]))
+        .unwrap();
+        let RateLimitStore::Redis(redis) = &c.rate_limit_store else {
+            panic!("expected redis: {:?}", c.rate_limit_store)
+        };
+        assert_eq!(
+            redis.url.expose(),
+            "rediss://:hunter2-redis@cache.internal:6380/2"
+        );
+        assert_eq!(redis.timeout, Duration::from_millis(50));
+        assert!(
+            !format!("{c:?}").contains("hunter2"),
+            "the URL may hold a password"
+        );
+
+        let c = Config::from_map(&vars(&[
+            ("RATE_LIMIT_STORE", "redis"),
+            ("REDIS_URL", "redis://127.0.0.1"),
+            ("RATE_LIMIT_REDIS_TIMEOUT_MS", "20"),
+        ]))
+        .unwrap();
+        let RateLimitStore::Redis(redis) = &c.rate_limit_store else {
+            panic!("expected redis")
+        };
+        assert_eq!(redis.timeout, Duration::from_millis(20));
+
+        for (pairs, var) in [
+            (&[("RATE_LIMIT_STORE", "redis")][..], "REDIS_URL"),
+            (
+                &[
+                    ("RATE_LIMIT_STORE", "redis"),
+                    ("REDIS_URL", "http://127.0.0.1:6379"),
+                ][..],
+                "REDIS_URL",
+            ),
+            (
+                &[
+                    ("RATE_LIMIT_STORE", "redis"),
+                    ("REDIS_URL", "127.0.0.1:6379"),
+                ][..],
+                "REDIS_URL",
+            ),
+            (&[("RATE_LIMIT_STORE", "memcached")][..], "RATE_LIMIT_STORE"),
+            (
+                &[
+                    ("RATE_LIMIT_STORE", "redis"),
+                    ("REDIS_URL", "redis://127.0.0.1"),
+                    ("RATE_LIMIT_REDIS_TIMEOUT_MS", "0"),
+                ][..],
+                "RATE_LIMIT_REDIS_TIMEOUT_MS",
+            ),
+        ] {
+            let e = Config::from_map(&vars(pairs)).unwrap_err();
+            assert_eq!(e.var, var, "{pairs:?}");
+            assert!(e.to_string().contains(var), "{e}");
+        }
+    }
+
+    #[test]
     fn allowed_origins_are_listed_never_a_wildcard() {
         let c = Config::from_map(&vars(&[(
             "ALLOWED_ORIGINS",
@@ -1058,6 +1172,52 @@ mod tests {
         ]))
         .unwrap_err();
         assert_eq!(e.var, "SENTRY_TRACES_SAMPLE_RATE");
+    }
+
+    /// The variables this module reads, found in its own source (the calls that read one
+    /// take its name as a literal), plus the tier variables it builds by name.
+    fn variables_read() -> Vec<String> {
+        let source = include_str!("config.rs");
+        let code = &source[..source.find("#[cfg(test)]").unwrap()];
+        let mut names: Vec<String> = Vec::new();
+        for call in ["get(\"", "positive(\"", "per_minute(\"", "required(\"", "keep_days(\""] {
+            for piece in code.split(call).skip(1) {
+                let name: String = piece
+                    .chars()
+                    .take_while(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || *c == '_')
+                    .collect();
+                if name.len() > 2 && piece[name.len()..].starts_with('"') {
+                    names.push(name);
+                }
+            }
+        }
+        for tier in ["FREE", "PRO", "ENTERPRISE"] {
+            for what in ["API_PER_MINUTE", "GENERATIONS_PER_DAY", "STORAGE_MB"] {
+                names.push(format!("TIER_{tier}_{what}"));
+            }
+        }
+        names.sort();
+        names.dedup();
+        names
+    }
+
+    #[test]
+    fn every_variable_is_in_env_example_and_the_readme() {
+        let example = include_str!("../../.env.example");
+        let readme = include_str!("../../README.md");
+        let names = variables_read();
+        assert!(names.len() > 60, "the scan found too few: {names:?}");
+        for name in &names {
+            let listed = example.lines().any(|l| {
+                let l = l.trim_start_matches("# ");
+                l.starts_with(&format!("{name}="))
+            });
+            assert!(listed, "{name} is missing from .env.example");
+            // The README groups the tier variables as TIER_FREE_..., TIER_PRO_...
+            let documented = readme.contains(&format!("`{name}`"))
+                || (name.starts_with("TIER_") && readme.contains("TIER_FREE_"));
+            assert!(documented, "{name} is missing from the README's configuration table");
+        }
     }
 
     #[test]

@@ -22,6 +22,10 @@ pub struct ReadySettings {
     pub required_files: Vec<PathBuf>,
     /// A directory the process must be able to write (the upload spool).
     pub writable_dir: Option<PathBuf>,
+    /// The rate limiters, whose shared store (Redis) is reported but never fails readiness:
+    /// without it, limits fall back to each process, and taking every instance out of
+    /// rotation for that would turn a Redis outage into a full one.
+    pub rate_limits: Option<crate::ratelimit::RateLimits>,
 }
 
 impl Default for ReadySettings {
@@ -31,6 +35,7 @@ impl Default for ReadySettings {
             max_job_age: Duration::from_secs(600),
             required_files: Vec::new(),
             writable_dir: None,
+            rate_limits: None,
         }
     }
 }
@@ -58,6 +63,7 @@ impl ReadySettings {
             max_job_age: config.observability.ready_max_job_age,
             required_files,
             writable_dir: Some(config.data_dir.join("tmp").join("uploads")),
+            rate_limits: None,
         }
     }
 }
@@ -74,11 +80,18 @@ pub async fn health() -> Response {
 /// check has its own time limit, and they run at once.
 pub async fn ready(State((state, settings)): State<(AppState, ReadySettings)>) -> Response {
     let timeout = settings.check_timeout;
-    let (status, storage, jobs, configuration) = tokio::join!(
+    let shared_limits = async {
+        match &settings.rate_limits {
+            Some(limits) => limits.ping(timeout).await,
+            None => None,
+        }
+    };
+    let (status, storage, jobs, configuration, rate_limit_store) = tokio::join!(
         crate::db::check(&state.db, timeout),
         storage_check(&state, timeout),
         jobs_check(&state, &settings),
         configuration_check(&settings),
+        shared_limits,
     );
     let mut checks = Map::new();
     let mut failing = Vec::new();
@@ -105,6 +118,24 @@ pub async fn ready(State((state, settings)): State<(AppState, ReadySettings)>) -
             }
         }
     }
+    // Reported, never failing: see `ReadySettings::rate_limits`.
+    let mut degraded = Vec::new();
+    match rate_limit_store {
+        None => {}
+        Some(Ok(())) => {
+            checks.insert("rate_limit_store".to_owned(), json!({ "ok": true }));
+        }
+        Some(Err(problem)) => {
+            checks.insert(
+                "rate_limit_store".to_owned(),
+                json!({
+                    "ok": false,
+                    "error": format!("{problem} (limits are counted per process meanwhile)"),
+                }),
+            );
+            degraded.push(Value::from("rate_limit_store"));
+        }
+    }
     let ok = failing.is_empty();
     if !ok {
         tracing::warn!(failing = ?failing, "readiness check failed");
@@ -116,7 +147,7 @@ pub async fn ready(State((state, settings)): State<(AppState, ReadySettings)>) -
     };
     (
         code,
-        Json(json!({ "ok": ok, "failing": failing, "checks": checks })),
+        Json(json!({ "ok": ok, "failing": failing, "degraded": degraded, "checks": checks })),
     )
         .into_response()
 }

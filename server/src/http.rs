@@ -142,10 +142,16 @@ impl Default for HttpSettings {
 }
 
 impl HttpSettings {
-    /// From configuration and the Leptos options.
-    pub fn from_config(config: &crate::config::Config, options: &LeptosOptions) -> Self {
-        Self {
-            rate_limits: RateLimits::new(&config.rate_limits),
+    /// From configuration and the Leptos options. Fails only on a `REDIS_URL` the Redis
+    /// client cannot use (call it inside a Tokio runtime: the Redis connection is made in the
+    /// background).
+    pub fn from_config(
+        config: &crate::config::Config,
+        options: &LeptosOptions,
+    ) -> Result<Self, String> {
+        let rate_limits = RateLimits::from_config(&config.rate_limits, &config.rate_limit_store)?;
+        Ok(Self {
+            rate_limits: rate_limits.clone(),
             security: Security {
                 allowed_origins: config.http.allowed_origins.clone(),
                 hsts: config.is_production(),
@@ -155,10 +161,13 @@ impl HttpSettings {
             max_header_bytes: config.http.max_header_bytes,
             max_upload_bytes: usize::try_from(config.uploads.max_bytes).unwrap_or(usize::MAX),
             upload_timeout: config.uploads.timeout,
-            ready: crate::health::ReadySettings::from_config(config, options),
+            ready: crate::health::ReadySettings {
+                rate_limits: Some(rate_limits),
+                ..crate::health::ReadySettings::from_config(config, options)
+            },
             metrics_token: config.observability.metrics_token.clone(),
             sentry: config.observability.sentry.is_some(),
-        }
+        })
     }
 }
 

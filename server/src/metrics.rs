@@ -460,6 +460,13 @@ pub async fn render(sources: &ScrapeSources) -> String {
             "Requests refused with 429, by limit group",
             denied,
         );
+        let fallbacks = Counter::<u64>::default();
+        fallbacks.inc_by(limits.fallbacks());
+        now.register(
+            "rate_limit_store_fallbacks",
+            "Rate-limit checks answered in process because the shared store (Redis) did not",
+            fallbacks,
+        );
     }
     let lockouts = Counter::<u64>::default();
     lockouts.inc_by(sources.state.auth.lockouts());

@@ -16,12 +16,33 @@
 //! - Memory stays bounded: every minute keys idle long enough to be full again are dropped,
 //!   and a group whose table still holds more than `max_keys` addresses (a flood of distinct
 //!   sources) is reset, forgetting those sources rather than growing without end.
+//!
+//! ## Several instances: `RATE_LIMIT_STORE=redis`
+//!
+//! In process, each instance counts alone, so N instances behind a load balancer let a
+//! client through N times each limit. With `RATE_LIMIT_STORE=redis` every check runs the
+//! same GCRA in Redis instead, atomically in one Lua script (sent as `EVALSHA`, loaded on
+//! `NOSCRIPT`): it reads the key's theoretical arrival time, decides, and stores the new one
+//! with an expiry at the moment the key would be full again. The clock is Redis's own
+//! `TIME`, so instances whose clocks disagree still agree on every limit. Keys are
+//! `sc:rl:{group}:{key}` (`sc:rl:api:203.0.113.7`, `sc:rl:user:pro:{uuid}`); they expire by
+//! themselves, so Redis's memory stays bounded as the in-process tables do.
+//!
+//! When Redis is unreachable, errs, or takes longer than `RATE_LIMIT_REDIS_TIMEOUT_MS`
+//! (50 ms), the check is answered by the in-process limiter instead, the fallback is counted
+//! ([`RateLimits::fallbacks`]) and a warning logged at most every few seconds; for a second
+//! after a failure checks go straight to the in-process limiter, so an outage costs no
+//! latency. A rate limiter is there to blunt floods, not to be a source of truth: refusing
+//! every request because the limiter's store is down would turn a Redis outage into a full
+//! outage, while per-instance limits for a while still hold each instance to its limit (the
+//! cluster to N times it). Availability wins. (The sign-in lockout, which does guard
+//! accounts, lives in PostgreSQL: see `app::accounts::auth::Auth`.)
 
 use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use app::accounts::Tier;
 use app::accounts::auth::{ClientIp, CurrentUser};
@@ -115,20 +136,36 @@ impl Default for Limits {
     }
 }
 
-struct Limiter<K: std::hash::Hash + Eq + Clone> {
+/// What a limiter is keyed by (client addresses, user ids).
+trait Key: std::hash::Hash + Eq + Clone + std::fmt::Display {}
+impl<K: std::hash::Hash + Eq + Clone + std::fmt::Display> Key for K {}
+
+struct Limiter<K: Key> {
     group: Group,
+    /// Where this limiter's keys live in Redis: `sc:rl:{name}:`.
+    prefix: &'static str,
     quota: Quota,
+    /// The GCRA's emission interval (the time one request's allowance takes to come back)
+    /// and its tolerance (that times the burst beyond the first request, as governor has
+    /// it), in microseconds, for the Redis script.
+    interval_us: u64,
+    tolerance_us: u64,
     // Read-locked per check (uncontended reads cost nanoseconds); write-locked only to swap
     // in an empty table when a flood overfills it (governor has no way to empty one).
     limiter: RwLock<DefaultKeyedRateLimiter<K>>,
     denied: AtomicU64,
 }
 
-impl<K: std::hash::Hash + Eq + Clone + std::fmt::Display> Limiter<K> {
-    fn new(group: Group, per_minute: u32) -> Self {
+impl<K: Key> Limiter<K> {
+    fn new(group: Group, prefix: &'static str, per_minute: u32) -> Self {
+        let per_minute = per_minute.max(1);
+        let interval_us = (60_000_000 / u64::from(per_minute)).max(1);
         Self {
             group,
+            prefix,
             quota: quota(per_minute),
+            interval_us,
+            tolerance_us: interval_us * u64::from(per_minute - 1),
             limiter: RwLock::new(RateLimiter::keyed(quota(per_minute))),
             denied: AtomicU64::new(0),
         }
@@ -139,20 +176,26 @@ impl<K: std::hash::Hash + Eq + Clone + std::fmt::Display> Limiter<K> {
         self.limiter.read().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// The in-process check.
     fn check(&self, key: &K) -> Result<(), Denied> {
         let checked = self.table().check_key(key);
         match checked {
             Ok(()) => Ok(()),
             Err(not_until) => {
-                let n = self.denied.fetch_add(1, Ordering::Relaxed);
-                if n.is_multiple_of(100) {
-                    tracing::warn!(group = self.group.as_str(), key = %key, denied_total = n + 1, "rate limited (1 in 100 logged)");
-                }
-                Err(Denied {
-                    group: self.group,
-                    retry_after: not_until.wait_time_from(DefaultClock::default().now()),
-                })
+                Err(self.refused(key, not_until.wait_time_from(DefaultClock::default().now())))
             }
+        }
+    }
+
+    /// Counts (and now and then logs) a refusal, whichever store made it.
+    fn refused(&self, key: &K, retry_after: Duration) -> Denied {
+        let n = self.denied.fetch_add(1, Ordering::Relaxed);
+        if n.is_multiple_of(100) {
+            tracing::warn!(group = self.group.as_str(), key = %key, denied_total = n + 1, "rate limited (1 in 100 logged)");
+        }
+        Denied {
+            group: self.group,
+            retry_after,
         }
     }
 
@@ -175,6 +218,111 @@ impl<K: std::hash::Hash + Eq + Clone + std::fmt::Display> Limiter<K> {
     }
 }
 
+/// GCRA in Redis, the algorithm governor runs in process, on Redis's clock (`TIME`), so
+/// every instance sees the same time. Integer microseconds throughout: they stay exact in
+/// Lua's doubles (about 2^50 now), and `%d` writes them back without rounding (a plain
+/// number would be stored with 14 significant digits).
+///
+/// KEYS[1]: the key. ARGV[1]: emission interval T, ARGV[2]: tolerance T x (burst - 1).
+/// Returns {1, 0} when allowed, {0, microseconds until a request would be}.
+const GCRA_SCRIPT: &str = r"
+if redis.replicate_commands then redis.replicate_commands() end
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
+local interval = tonumber(ARGV[1])
+local tolerance = tonumber(ARGV[2])
+local stored = redis.call('GET', KEYS[1])
+local tat = now
+if stored then tat = math.max(tonumber(stored) or now, now) end
+local earliest = tat - tolerance
+if now < earliest then
+  return {0, earliest - now}
+end
+local next_tat = tat + interval
+redis.call('SET', KEYS[1], string.format('%d', next_tat), 'PX', math.floor((next_tat - now) / 1000) + 1)
+return {1, 0}
+";
+
+/// How long checks skip Redis after it failed one (then the next check tries it again).
+const SKIP_AFTER_FAILURE: Duration = Duration::from_secs(1);
+/// Least time between two "Redis is failing" warnings.
+const WARN_EVERY: Duration = Duration::from_secs(5);
+
+/// The shared store: a self-reconnecting connection, the script, and the fallback books.
+struct Shared {
+    conn: redis::aio::ConnectionManager,
+    script: redis::Script,
+    timeout: Duration,
+    /// What the millisecond counters below count from.
+    epoch: Instant,
+    /// Checks skip Redis until this many milliseconds after `epoch`.
+    skip_until_ms: AtomicU64,
+    /// When the last warning was logged (ms after `epoch`; 0 = never).
+    warned_at_ms: AtomicU64,
+    fallbacks: AtomicU64,
+}
+
+impl Shared {
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// One check in Redis, or in process when Redis cannot answer in time.
+    async fn check<K: Key>(&self, limiter: &Limiter<K>, key: &K) -> Result<(), Denied> {
+        if self.now_ms() >= self.skip_until_ms.load(Ordering::Relaxed) {
+            match tokio::time::timeout(self.timeout, self.gcra(limiter, key)).await {
+                Ok(Ok(None)) => return Ok(()),
+                Ok(Ok(Some(wait))) => return Err(limiter.refused(key, wait)),
+                Ok(Err(e)) => self.failed(limiter.group, &e),
+                Err(_) => self.failed(limiter.group, &"timed out"),
+            }
+        }
+        self.fallbacks.fetch_add(1, Ordering::Relaxed);
+        limiter.check(key)
+    }
+
+    /// `None` when allowed, else the wait.
+    async fn gcra<K: Key>(
+        &self,
+        limiter: &Limiter<K>,
+        key: &K,
+    ) -> redis::RedisResult<Option<Duration>> {
+        let mut conn = self.conn.clone();
+        let (allowed, wait_us): (i64, i64) = self
+            .script
+            .key(format!("{}{key}", limiter.prefix))
+            .arg(limiter.interval_us)
+            .arg(limiter.tolerance_us)
+            .invoke_async(&mut conn)
+            .await?;
+        Ok((allowed == 0).then(|| Duration::from_micros(wait_us.max(0).unsigned_abs())))
+    }
+
+    fn failed(&self, group: Group, error: &dyn std::fmt::Display) {
+        let now = self.now_ms();
+        self.skip_until_ms.store(
+            now.saturating_add(SKIP_AFTER_FAILURE.as_millis() as u64),
+            Ordering::Relaxed,
+        );
+        let last = self.warned_at_ms.load(Ordering::Relaxed);
+        let due = last == 0 || now.saturating_sub(last) >= WARN_EVERY.as_millis() as u64;
+        // One winner per interval, however many checks fail at once.
+        if due
+            && self
+                .warned_at_ms
+                .compare_exchange(last, now.max(1), Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            tracing::warn!(
+                group = group.as_str(),
+                error = %error,
+                fallbacks_total = self.fallbacks.load(Ordering::Relaxed) + 1,
+                "Redis did not answer a rate-limit check; counting in process for now (at most one warning every 5 s)"
+            );
+        }
+    }
+}
+
 /// The limiters of every group. Cheap to clone.
 #[derive(Clone)]
 pub struct RateLimits {
@@ -183,6 +331,8 @@ pub struct RateLimits {
     users: Arc<[Limiter<Uuid>; 4]>,
     trusted: Arc<[IpAddr]>,
     max_keys: usize,
+    /// Redis, with `RATE_LIMIT_STORE=redis`; `None` counts in process only.
+    shared: Option<Arc<Shared>>,
 }
 
 /// A refusal: how long until the next request would pass.
@@ -200,24 +350,127 @@ fn quota(per_minute: u32) -> Quota {
     Quota::per_minute(n).allow_burst(n)
 }
 
+impl std::fmt::Debug for RateLimits {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RateLimits")
+            .field("store", &self.store())
+            .finish_non_exhaustive()
+    }
+}
+
 impl RateLimits {
-    /// Limiters for `limits`.
+    /// In-process limiters for `limits` (`RATE_LIMIT_STORE=memory`).
     pub fn new(limits: &Limits) -> Self {
         let [free, pro, enterprise] = limits.tier_api_per_minute;
         Self {
             limiters: Arc::new([
-                Limiter::new(Group::Auth, limits.auth_per_minute),
-                Limiter::new(Group::Generate, limits.generate_per_minute),
-                Limiter::new(Group::Api, limits.api_per_minute),
+                Limiter::new(Group::Auth, "sc:rl:auth:", limits.auth_per_minute),
+                Limiter::new(
+                    Group::Generate,
+                    "sc:rl:generate:",
+                    limits.generate_per_minute,
+                ),
+                Limiter::new(Group::Api, "sc:rl:api:", limits.api_per_minute),
             ]),
             users: Arc::new([
-                Limiter::new(Group::User, free),
-                Limiter::new(Group::User, pro),
-                Limiter::new(Group::User, enterprise),
-                Limiter::new(Group::Upload, limits.upload_per_minute),
+                Limiter::new(Group::User, "sc:rl:user:free:", free),
+                Limiter::new(Group::User, "sc:rl:user:pro:", pro),
+                Limiter::new(Group::User, "sc:rl:user:enterprise:", enterprise),
+                Limiter::new(Group::Upload, "sc:rl:upload:", limits.upload_per_minute),
             ]),
             trusted: limits.trusted_proxies.clone().into(),
             max_keys: limits.max_keys,
+            shared: None,
+        }
+    }
+
+    /// Limiters counted in the Redis at `redis.url`, shared with every instance using it,
+    /// with in-process limiters behind them for when Redis cannot answer. Connects in the
+    /// background (a Redis that is down at start is only a warning: checks fall back until
+    /// it answers). Call inside a Tokio runtime. Fails only on a URL Redis cannot use.
+    pub fn with_redis(limits: &Limits, redis: &crate::config::RedisConfig) -> Result<Self, String> {
+        let client =
+            redis::Client::open(redis.url.expose()).map_err(|e| format!("REDIS_URL: {e}"))?;
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(2)))
+            // Bounds what a check that timed out leaves queued on the connection.
+            .set_response_timeout(Some(Duration::from_secs(2)))
+            .set_max_delay(Duration::from_secs(2));
+        let conn = redis::aio::ConnectionManager::new_lazy_with_config(client, config)
+            .map_err(|e| format!("REDIS_URL: {e}"))?;
+        let shared = Arc::new(Shared {
+            conn,
+            script: redis::Script::new(GCRA_SCRIPT),
+            timeout: redis.timeout,
+            epoch: Instant::now(),
+            skip_until_ms: AtomicU64::new(0),
+            warned_at_ms: AtomicU64::new(0),
+            fallbacks: AtomicU64::new(0),
+        });
+        // Connect (and load the script) now rather than inside the first checks' short
+        // timeouts; the manager reconnects by itself after that.
+        let warm = Arc::clone(&shared);
+        tokio::spawn(async move {
+            let mut conn = warm.conn.clone();
+            match warm.script.prepare_invoke().load_async(&mut conn).await {
+                Ok(_) => tracing::info!("rate limits are counted in Redis"),
+                Err(e) => tracing::warn!(
+                    error = %e,
+                    "Redis did not answer at start; rate limits are counted in process until it does"
+                ),
+            }
+        });
+        let mut limiters = Self::new(limits);
+        limiters.shared = Some(shared);
+        Ok(limiters)
+    }
+
+    /// As configured: in process, or in Redis.
+    pub fn from_config(
+        limits: &Limits,
+        store: &crate::config::RateLimitStore,
+    ) -> Result<Self, String> {
+        match store {
+            crate::config::RateLimitStore::Memory => Ok(Self::new(limits)),
+            crate::config::RateLimitStore::Redis(redis) => Self::with_redis(limits, redis),
+        }
+    }
+
+    /// `memory` or `redis`: where checks are counted.
+    pub fn store(&self) -> &'static str {
+        if self.shared.is_some() {
+            "redis"
+        } else {
+            "memory"
+        }
+    }
+
+    /// Whether the shared store answers a `PING` within `timeout`: `None` in memory mode.
+    pub async fn ping(&self, timeout: Duration) -> Option<Result<(), String>> {
+        let shared = self.shared.as_ref()?;
+        let mut conn = shared.conn.clone();
+        let pinged =
+            tokio::time::timeout(timeout, redis::cmd("PING").query_async::<String>(&mut conn))
+                .await;
+        Some(match pinged {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err(format!("no answer within {} ms", timeout.as_millis())),
+        })
+    }
+
+    /// Checks answered in process because Redis could not answer (0 in memory mode).
+    pub fn fallbacks(&self) -> u64 {
+        self.shared
+            .as_ref()
+            .map_or(0, |s| s.fallbacks.load(Ordering::Relaxed))
+    }
+
+    async fn check_in<K: Key>(&self, limiter: &Limiter<K>, key: &K) -> Result<(), Denied> {
+        match &self.shared {
+            // The in-process path: no await point, no allocation.
+            None => limiter.check(key),
+            Some(shared) => shared.check(limiter, key).await,
         }
     }
 
@@ -231,13 +484,13 @@ impl RateLimits {
     }
 
     /// Counts one request from `ip` against `group`.
-    pub fn check(&self, group: Group, ip: IpAddr) -> Result<(), Denied> {
-        self.limiter(group).check(&ip)
+    pub async fn check(&self, group: Group, ip: IpAddr) -> Result<(), Denied> {
+        self.check_in(self.limiter(group), &ip).await
     }
 
     /// Counts one request of `user` on `tier` against the tier's allowance, and an upload
     /// against the per-user upload limit too. Sign-in requests (`auth`) are not counted.
-    pub fn check_user(&self, group: Group, user: Uuid, tier: Tier) -> Result<(), Denied> {
+    pub async fn check_user(&self, group: Group, user: Uuid, tier: Tier) -> Result<(), Denied> {
         if group == Group::Auth {
             return Ok(());
         }
@@ -246,9 +499,9 @@ impl RateLimits {
             Tier::Pro => &self.users[1],
             Tier::Enterprise => &self.users[2],
         };
-        allowance.check(&user)?;
+        self.check_in(allowance, &user).await?;
         if group == Group::Upload {
-            self.users[3].check(&user)?;
+            self.check_in(&self.users[3], &user).await?;
         }
         Ok(())
     }
@@ -265,7 +518,8 @@ impl RateLimits {
         }
     }
 
-    /// Client addresses remembered in `group`.
+    /// Client addresses remembered in process in `group` (in Redis mode, only those the
+    /// fallback saw).
     pub fn keys(&self, group: Group) -> usize {
         self.limiter(group).table().len()
     }
@@ -336,7 +590,7 @@ pub async fn limit(State(limits): State<RateLimits>, mut req: Request, next: Nex
     let Some(group) = Group::of(req.method(), req.uri().path()) else {
         return next.run(req).await;
     };
-    match limits.check(group, ip) {
+    match limits.check(group, ip).await {
         Ok(()) => next.run(req).await,
         Err(denied) => too_many(denied),
     }
@@ -350,7 +604,7 @@ pub async fn limit_user(State(limits): State<RateLimits>, req: Request, next: Ne
     ) else {
         return next.run(req).await;
     };
-    match limits.check_user(group, user.id, user.tier) {
+    match limits.check_user(group, user.id, user.tier).await {
         Ok(()) => next.run(req).await,
         Err(denied) => too_many(denied),
     }
@@ -364,47 +618,53 @@ mod tests {
         s.parse().unwrap()
     }
 
-    #[test]
-    fn the_sixth_auth_request_in_a_minute_is_refused_and_other_ips_are_not() {
+    #[tokio::test]
+    async fn the_sixth_auth_request_in_a_minute_is_refused_and_other_ips_are_not() {
         let rl = RateLimits::new(&Limits::default());
         for _ in 0..5 {
-            rl.check(Group::Auth, ip("10.0.0.1")).unwrap();
+            rl.check(Group::Auth, ip("10.0.0.1")).await.unwrap();
         }
-        let denied = rl.check(Group::Auth, ip("10.0.0.1")).unwrap_err();
+        let denied = rl.check(Group::Auth, ip("10.0.0.1")).await.unwrap_err();
         assert!(denied.retry_after > Duration::from_secs(5), "{denied:?}");
         assert!(denied.retry_after <= Duration::from_secs(12), "{denied:?}");
         assert_eq!(rl.denied(Group::Auth), 1);
-        rl.check(Group::Auth, ip("10.0.0.2")).unwrap();
+        rl.check(Group::Auth, ip("10.0.0.2")).await.unwrap();
         // Groups are separate.
-        rl.check(Group::Api, ip("10.0.0.1")).unwrap();
+        rl.check(Group::Api, ip("10.0.0.1")).await.unwrap();
     }
 
-    #[test]
-    fn users_are_held_to_their_tier_and_uploads_to_five_a_minute() {
+    #[tokio::test]
+    async fn users_are_held_to_their_tier_and_uploads_to_five_a_minute() {
         let rl = RateLimits::new(&Limits {
             tier_api_per_minute: [3, 6, 9],
             ..Limits::default()
         });
         let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
         for _ in 0..3 {
-            rl.check_user(Group::Api, a, Tier::Free).unwrap();
+            rl.check_user(Group::Api, a, Tier::Free).await.unwrap();
         }
-        let denied = rl.check_user(Group::Generate, a, Tier::Free).unwrap_err();
+        let denied = rl
+            .check_user(Group::Generate, a, Tier::Free)
+            .await
+            .unwrap_err();
         assert_eq!(denied.group, Group::User);
         // Another user, and the same user on a bigger tier's table, are unaffected.
-        rl.check_user(Group::Api, b, Tier::Free).unwrap();
+        rl.check_user(Group::Api, b, Tier::Free).await.unwrap();
         for _ in 0..6 {
-            rl.check_user(Group::Api, a, Tier::Pro).unwrap();
+            rl.check_user(Group::Api, a, Tier::Pro).await.unwrap();
         }
-        assert!(rl.check_user(Group::Api, a, Tier::Pro).is_err());
+        assert!(rl.check_user(Group::Api, a, Tier::Pro).await.is_err());
         // Sign-in requests never count against a user.
-        rl.check_user(Group::Auth, a, Tier::Free).unwrap();
+        rl.check_user(Group::Auth, a, Tier::Free).await.unwrap();
         let c = Uuid::new_v4();
         for _ in 0..5 {
-            rl.check_user(Group::Upload, c, Tier::Enterprise).unwrap();
+            rl.check_user(Group::Upload, c, Tier::Enterprise)
+                .await
+                .unwrap();
         }
         assert_eq!(
             rl.check_user(Group::Upload, c, Tier::Enterprise)
+                .await
                 .unwrap_err()
                 .group,
             Group::Upload
@@ -413,8 +673,8 @@ mod tests {
         assert_eq!(rl.denied(Group::User), 2);
     }
 
-    #[test]
-    fn a_spent_allowance_refills_over_the_minute() {
+    #[tokio::test]
+    async fn a_spent_allowance_refills_over_the_minute() {
         // 60 a minute refills one a second.
         let rl = RateLimits::new(&Limits {
             tier_api_per_minute: [60, 60, 60],
@@ -422,13 +682,38 @@ mod tests {
         });
         let u = Uuid::new_v4();
         for _ in 0..60 {
-            rl.check_user(Group::Api, u, Tier::Free).unwrap();
+            rl.check_user(Group::Api, u, Tier::Free).await.unwrap();
         }
-        let denied = rl.check_user(Group::Api, u, Tier::Free).unwrap_err();
+        let denied = rl.check_user(Group::Api, u, Tier::Free).await.unwrap_err();
         assert!(denied.retry_after <= Duration::from_secs(1), "{denied:?}");
-        std::thread::sleep(denied.retry_after + Duration::from_millis(50));
-        rl.check_user(Group::Api, u, Tier::Free).unwrap();
-        assert!(rl.check_user(Group::Api, u, Tier::Free).is_err());
+        tokio::time::sleep(denied.retry_after + Duration::from_millis(50)).await;
+        rl.check_user(Group::Api, u, Tier::Free).await.unwrap();
+        assert!(rl.check_user(Group::Api, u, Tier::Free).await.is_err());
+    }
+
+    #[test]
+    fn the_in_process_check_never_waits() {
+        use std::future::Future;
+        use std::task::{Context, Poll, Waker};
+        let rl = RateLimits::new(&Limits::default());
+        assert_eq!(rl.store(), "memory");
+        let mut cx = Context::from_waker(Waker::noop());
+        let check = std::pin::pin!(rl.check(Group::Api, ip("10.0.0.1")));
+        assert!(matches!(check.poll(&mut cx), Poll::Ready(Ok(()))));
+        let check = std::pin::pin!(rl.check_user(Group::Upload, Uuid::new_v4(), Tier::Free));
+        assert!(matches!(check.poll(&mut cx), Poll::Ready(Ok(()))));
+        assert_eq!(rl.fallbacks(), 0);
+    }
+
+    #[test]
+    fn the_redis_parameters_are_governors() {
+        // 5 a minute: one every 12 s, and 4 more beyond the first in a burst.
+        let l = Limiter::<IpAddr>::new(Group::Auth, "sc:rl:auth:", 5);
+        assert_eq!(l.interval_us, 12_000_000);
+        assert_eq!(l.tolerance_us, 48_000_000);
+        // A zero limit is treated as one, as in process.
+        let l = Limiter::<IpAddr>::new(Group::Auth, "sc:rl:auth:", 0);
+        assert_eq!((l.interval_us, l.tolerance_us), (60_000_000, 0));
     }
 
     #[test]
@@ -474,14 +759,14 @@ mod tests {
         );
     }
 
-    #[test]
-    fn a_flood_of_distinct_sources_stays_bounded() {
+    #[tokio::test]
+    async fn a_flood_of_distinct_sources_stays_bounded() {
         let rl = RateLimits::new(&Limits {
             max_keys: 1_000,
             ..Limits::default()
         });
         for i in 0..5_000u32 {
-            let _ = rl.check(Group::Api, IpAddr::from(i.to_be_bytes()));
+            let _ = rl.check(Group::Api, IpAddr::from(i.to_be_bytes())).await;
             if i % 1_000 == 999 {
                 rl.prune();
             }

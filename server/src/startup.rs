@@ -130,7 +130,16 @@ async fn serve_with(config: &Config, db: &Database, options: LeptosOptions) -> R
         state.changes.clone(),
     ));
     let addr = options.site_addr;
-    let settings = crate::http::HttpSettings::from_config(config, &options);
+    let settings = crate::http::HttpSettings::from_config(config, &options)?;
+    tracing::info!(
+        store = settings.rate_limits.store(),
+        "rate limits counted {}",
+        if settings.rate_limits.store() == "redis" {
+            "in Redis, shared by every instance"
+        } else {
+            "in this process"
+        }
+    );
     let pruner = tokio::spawn(
         settings
             .rate_limits
@@ -246,7 +255,8 @@ async fn sweep_media(state: AppState) {
 }
 
 /// Deletes sessions that ended or expired more than a day ago, hourly (their spent refresh
-/// tokens go with them; until then they serve reuse detection).
+/// tokens go with them; until then they serve reuse detection), and failed sign-ins that
+/// have aged out of the lockout window.
 async fn sweep_sessions(state: AppState) {
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
     loop {
@@ -263,6 +273,11 @@ async fn sweep_sessions(state: AppState) {
             Ok(0) => {}
             Ok(n) => tracing::info!(deleted = n, "stale sessions deleted"),
             Err(e) => tracing::warn!(error = %e, "could not delete stale sessions"),
+        }
+        match state.auth.sweep_failures(&mut conn).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(deleted = n, "aged-out failed sign-ins deleted"),
+            Err(e) => tracing::warn!(error = %e, "could not delete aged-out failed sign-ins"),
         }
     }
 }

@@ -386,6 +386,140 @@ async fn five_failures_lock_the_account_even_from_many_addresses() {
     assert!(set_cookies(&res).contains_key("sc_access"));
 }
 
+#[tokio::test]
+async fn the_lockout_is_one_count_across_instances() {
+    let db = TestDb::new().await;
+    // Two instances: each its own `Auth` and router (as two processes have), one database.
+    let (state_a, state_b) = (support::state_for(&db), support::state_for(&db));
+    assert!(!Arc::ptr_eq(&state_a.auth, &state_b.auth));
+    let (app_a, app_b) = (app_with(&state_a, roomy()), app_with(&state_b, roomy()));
+    signed_in(&state_a, "ana@example.com").await;
+    for i in 0..5u8 {
+        let app = if i % 2 == 0 { &app_a } else { &app_b };
+        let res = send(
+            app,
+            from_ip(
+                form_post(
+                    "/api/auth/sign_in",
+                    &credentials("ana@example.com", "not the password"),
+                ),
+                [203, 0, 113, 10 + i],
+            ),
+        )
+        .await;
+        assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    }
+    // Three failures on one and two on the other are five: both refuse the right password.
+    for app in [&app_a, &app_b] {
+        let res = send(
+            app,
+            from_ip(
+                form_post(
+                    "/api/auth/sign_in",
+                    &credentials("ana@example.com", PASSWORD),
+                ),
+                [203, 0, 113, 99],
+            ),
+        )
+        .await;
+        assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    }
+    assert_eq!((state_a.auth.lockouts(), state_b.auth.lockouts()), (1, 1));
+}
+
+#[tokio::test]
+async fn failed_sign_ins_age_out_a_success_clears_them_and_the_sweep_deletes_them() {
+    let db = TestDb::new().await;
+    let mut conn = db.conn().await;
+    let auth = Auth::new(support::TEST_SECRET, support::test_auth_settings());
+    for _ in 0..4 {
+        auth.record_failure(&mut conn, "ana@example.com")
+            .await
+            .unwrap();
+        assert_eq!(
+            auth.check_lockout(&mut conn, "ana@example.com")
+                .await
+                .unwrap(),
+            None
+        );
+    }
+    auth.record_failure(&mut conn, "ana@example.com")
+        .await
+        .unwrap();
+    let wait = auth
+        .check_lockout(&mut conn, "ana@example.com")
+        .await
+        .unwrap()
+        .expect("locked out");
+    assert!(
+        wait > Duration::from_secs(14 * 60) && wait <= Duration::from_secs(15 * 60),
+        "{wait:?}"
+    );
+    assert_eq!(auth.lockouts(), 1);
+    assert_eq!(
+        auth.check_lockout(&mut conn, "bo@example.com")
+            .await
+            .unwrap(),
+        None
+    );
+    auth.clear_failures(&mut conn, "ana@example.com")
+        .await
+        .unwrap();
+    assert_eq!(
+        auth.check_lockout(&mut conn, "ana@example.com")
+            .await
+            .unwrap(),
+        None
+    );
+
+    // A one-second window: the lockout ends as the oldest failure ages out.
+    let short = Auth::new(
+        support::TEST_SECRET,
+        AuthSettings {
+            lockout_window: Duration::from_secs(1),
+            ..support::test_auth_settings()
+        },
+    );
+    for _ in 0..5 {
+        short
+            .record_failure(&mut conn, "cy@example.com")
+            .await
+            .unwrap();
+    }
+    let wait = short
+        .check_lockout(&mut conn, "cy@example.com")
+        .await
+        .unwrap()
+        .expect("locked out");
+    assert!(wait <= Duration::from_secs(1), "{wait:?}");
+    tokio::time::sleep(wait + Duration::from_millis(100)).await;
+    assert_eq!(
+        short
+            .check_lockout(&mut conn, "cy@example.com")
+            .await
+            .unwrap(),
+        None
+    );
+    // Aged-out rows go with the next failure of that email, and with the sweep for the rest.
+    short
+        .record_failure(&mut conn, "cy@example.com")
+        .await
+        .unwrap();
+    assert_eq!(failure_rows(&mut conn).await, 1);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(short.sweep_failures(&mut conn).await.unwrap(), 1);
+    assert_eq!(failure_rows(&mut conn).await, 0);
+}
+
+async fn failure_rows(conn: &mut diesel_async::AsyncPgConnection) -> i64 {
+    use diesel::QueryDsl;
+    app::db::schema::signin_failures::table
+        .count()
+        .get_result(conn)
+        .await
+        .unwrap()
+}
+
 /// A second sign-in of an existing account (another device).
 async fn another_device(state: &AppState, email: &str) -> app::accounts::sessions::Issued {
     let mut conn = state.conn().await.unwrap();

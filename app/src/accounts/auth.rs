@@ -6,13 +6,18 @@
 //! a [`CurrentUser`] in the request's extensions. Server functions read it back through
 //! [`current_user`] / [`require_user`]; they never parse cookies themselves.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::http::{HeaderMap, HeaderValue, header};
+use diesel::QueryableByName;
+use diesel::sql_types::{BigInt, Double, Text};
+// `RunQueryDsl` is imported where queries run: its blanket `load` would shadow the
+// atomics' `load` in this file.
+use diesel_async::AsyncPgConnection;
 use uuid::Uuid;
 
 use super::Tier;
@@ -178,7 +183,14 @@ pub struct CurrentUser {
 pub struct ClientIp(pub IpAddr);
 
 /// Session state shared by every request: settings, sessions revoked in the last access-token
-/// lifetime, and failed sign-ins per account.
+/// lifetime, and the sign-in lockout.
+///
+/// Failed sign-ins are counted in PostgreSQL (`signin_failures`), not in the process: every
+/// instance shares the database already, so one count holds across all of them with no
+/// extra moving part and no mode switch; it survives restarts and deploys (which would
+/// otherwise hand an attacker fresh tries); its clock is the database's, the same for every
+/// instance; and a sign-in needs the database anyway, so the lockout adds no new way to
+/// fail. The cost is a query per sign-in beside an argon2 hash that takes far longer.
 #[derive(Debug)]
 pub struct Auth {
     /// Signs and checks access tokens.
@@ -186,12 +198,8 @@ pub struct Auth {
     /// The settings.
     pub settings: AuthSettings,
     revoked: Mutex<HashMap<Uuid, Instant>>,
-    failures: Mutex<HashMap<String, VecDeque<Instant>>>,
     lockouts: AtomicU64,
 }
-
-/// Most accounts whose failed sign-ins are remembered at once (memory bound under a flood).
-const MAX_TRACKED_ACCOUNTS: usize = 100_000;
 
 impl Auth {
     /// Session state with `settings`, signing with a key derived from `secret`.
@@ -200,7 +208,6 @@ impl Auth {
             key: TokenKey::from_secret(secret),
             settings,
             revoked: Mutex::new(HashMap::new()),
-            failures: Mutex::new(HashMap::new()),
             lockouts: AtomicU64::new(0),
         }
     }
@@ -225,69 +232,107 @@ impl Auth {
             .is_some_and(|until| *until > Instant::now())
     }
 
-    /// `Err(wait)` when `email` has had `lockout_failures` failed sign-ins within the window.
-    pub fn check_lockout(&self, email: &str) -> Result<(), Duration> {
-        let now = Instant::now();
-        let window = self.settings.lockout_window;
-        let mut map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        let Some(list) = map.get_mut(email) else {
-            return Ok(());
-        };
-        while list
-            .front()
-            .is_some_and(|t| now.duration_since(*t) >= window)
-        {
-            list.pop_front();
+    /// `Some(wait)` when `email` has had `lockout_failures` failed sign-ins within the
+    /// window, by any instance: the time until the oldest of them ages out.
+    pub async fn check_lockout(
+        &self,
+        conn: &mut AsyncPgConnection,
+        email: &str,
+    ) -> Result<Option<Duration>, AppError> {
+        use diesel_async::RunQueryDsl;
+        #[derive(QueryableByName)]
+        struct Recent {
+            #[diesel(sql_type = BigInt)]
+            failures: i64,
+            #[diesel(sql_type = Double)]
+            wait_secs: f64,
         }
-        if list.len() >= self.settings.lockout_failures as usize {
-            let oldest = list.front().copied().unwrap_or(now);
-            let n = self.lockouts.fetch_add(1, Ordering::Relaxed);
-            if n.is_multiple_of(100) {
-                // Never the email: logs are not a list of targeted accounts.
-                tracing::warn!(
-                    denied_total = n + 1,
-                    "sign-in refused: account locked out (1 in 100 logged)"
-                );
-            }
-            Err(window.saturating_sub(now.duration_since(oldest)))
-        } else {
-            Ok(())
+        let limit = i64::from(self.settings.lockout_failures);
+        // Only the most recent `lockout_failures` matter: the oldest of them says how long
+        // the lockout lasts.
+        let recent: Recent = diesel::sql_query(
+            "SELECT count(*) AS failures, \
+                    coalesce(extract(epoch FROM min(failed_at) + make_interval(secs => $2) - now()), 0)::float8 AS wait_secs \
+             FROM (SELECT failed_at FROM signin_failures \
+                   WHERE email = $1 AND failed_at > now() - make_interval(secs => $2) \
+                   ORDER BY failed_at DESC LIMIT $3) recent",
+        )
+        .bind::<Text, _>(email)
+        .bind::<Double, _>(self.settings.lockout_window.as_secs_f64())
+        .bind::<BigInt, _>(limit)
+        .get_result(conn)
+        .await
+        .map_err(|e| crate::db::query_failed("check sign-in lockout", e))?;
+        if recent.failures < limit {
+            return Ok(None);
         }
+        let n = self.lockouts.fetch_add(1, Ordering::Relaxed);
+        if n.is_multiple_of(100) {
+            // Never the email: logs are not a list of targeted accounts.
+            tracing::warn!(
+                denied_total = n + 1,
+                "sign-in refused: account locked out (1 in 100 logged)"
+            );
+        }
+        Ok(Some(Duration::from_secs_f64(
+            recent
+                .wait_secs
+                .clamp(0.0, self.settings.lockout_window.as_secs_f64()),
+        )))
     }
 
-    /// Sign-ins refused by a lockout so far (for metrics).
+    /// Sign-ins refused by a lockout so far in this process (for metrics).
     pub fn lockouts(&self) -> u64 {
         self.lockouts.load(Ordering::Relaxed)
     }
 
     /// Counts a failed sign-in for `email` (whether or not the account exists, so lockouts
-    /// reveal nothing either).
-    pub fn record_failure(&self, email: &str) {
-        let now = Instant::now();
-        let window = self.settings.lockout_window;
-        let mut map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        if map.len() >= MAX_TRACKED_ACCOUNTS && !map.contains_key(email) {
-            map.retain(|_, l| l.back().is_some_and(|t| now.duration_since(*t) < window));
-            if map.len() >= MAX_TRACKED_ACCOUNTS {
-                tracing::warn!(
-                    accounts = map.len(),
-                    "failed sign-in table full (a credential-stuffing flood?); resetting it"
-                );
-                map.clear();
-            }
-        }
-        let list = map.entry(email.to_owned()).or_default();
-        list.push_back(now);
-        // Only the most recent `lockout_failures` matter.
-        while list.len() > self.settings.lockout_failures as usize {
-            list.pop_front();
-        }
+    /// reveal nothing either), dropping the email's failures that have aged out.
+    pub async fn record_failure(
+        &self,
+        conn: &mut AsyncPgConnection,
+        email: &str,
+    ) -> Result<(), AppError> {
+        use diesel_async::RunQueryDsl;
+        diesel::sql_query(
+            "WITH aged AS (DELETE FROM signin_failures \
+                           WHERE email = $1 AND failed_at <= now() - make_interval(secs => $2)) \
+             INSERT INTO signin_failures (email) VALUES ($1)",
+        )
+        .bind::<Text, _>(email)
+        .bind::<Double, _>(self.settings.lockout_window.as_secs_f64())
+        .execute(conn)
+        .await
+        .map_err(|e| crate::db::query_failed("record failed sign-in", e))?;
+        Ok(())
     }
 
     /// Forgets failed sign-ins for `email` after a successful one.
-    pub fn clear_failures(&self, email: &str) {
-        let mut map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        map.remove(email);
+    pub async fn clear_failures(
+        &self,
+        conn: &mut AsyncPgConnection,
+        email: &str,
+    ) -> Result<(), AppError> {
+        use diesel_async::RunQueryDsl;
+        diesel::sql_query("DELETE FROM signin_failures WHERE email = $1")
+            .bind::<Text, _>(email)
+            .execute(conn)
+            .await
+            .map_err(|e| crate::db::query_failed("clear failed sign-ins", e))?;
+        Ok(())
+    }
+
+    /// Deletes failed sign-ins older than the window, for every email (the host runs it
+    /// hourly, so emails that never fail again do not stay forever). Returns how many.
+    pub async fn sweep_failures(&self, conn: &mut AsyncPgConnection) -> Result<usize, AppError> {
+        use diesel_async::RunQueryDsl;
+        diesel::sql_query(
+            "DELETE FROM signin_failures WHERE failed_at <= now() - make_interval(secs => $1)",
+        )
+        .bind::<Double, _>(self.settings.lockout_window.as_secs_f64())
+        .execute(conn)
+        .await
+        .map_err(|e| crate::db::query_failed("sweep failed sign-ins", e))
     }
 }
 
@@ -377,37 +422,6 @@ mod tests {
 
     fn auth() -> Auth {
         Auth::new("a secret that is long enough!!", AuthSettings::default())
-    }
-
-    #[test]
-    fn the_sixth_failure_in_the_window_locks_the_account_only() {
-        let a = auth();
-        for _ in 0..4 {
-            a.record_failure("ana@example.com");
-            assert!(a.check_lockout("ana@example.com").is_ok());
-        }
-        a.record_failure("ana@example.com");
-        let wait = a.check_lockout("ana@example.com").unwrap_err();
-        assert!(wait > Duration::from_secs(14 * 60), "{wait:?}");
-        assert_eq!(a.lockouts(), 1);
-        assert!(a.check_lockout("bo@example.com").is_ok());
-        a.clear_failures("ana@example.com");
-        assert!(a.check_lockout("ana@example.com").is_ok());
-    }
-
-    #[test]
-    fn failures_age_out_of_the_window() {
-        let s = AuthSettings {
-            lockout_window: Duration::from_millis(50),
-            ..AuthSettings::default()
-        };
-        let a = Auth::new("a secret that is long enough!!", s);
-        for _ in 0..5 {
-            a.record_failure("ana@example.com");
-        }
-        assert!(a.check_lockout("ana@example.com").is_err());
-        std::thread::sleep(Duration::from_millis(60));
-        assert!(a.check_lockout("ana@example.com").is_ok());
     }
 
     #[test]

@@ -207,15 +207,17 @@ pub async fn sign_up(state: &AppState, email: &str, password: &str) -> Result<()
 /// oldest ages out; a success clears its count.
 pub async fn sign_in(state: &AppState, email: &str, password: &str) -> Result<(), AppError> {
     let key = email.trim().to_lowercase();
-    state.auth.check_lockout(&key).map_err(locked_out)?;
     let mut conn = state.conn().await?;
+    if let Some(wait) = state.auth.check_lockout(&mut conn, &key).await? {
+        return Err(locked_out(wait));
+    }
     match authenticate(&mut conn, email, password).await {
         Ok(user) => {
-            state.auth.clear_failures(&key);
+            state.auth.clear_failures(&mut conn, &key).await?;
             start_session(state, &mut conn, &user).await
         }
         Err(e) if e.code == ErrorCode::Validation => {
-            state.auth.record_failure(&key);
+            state.auth.record_failure(&mut conn, &key).await?;
             tracing::info!("sign-in failed");
             Err(e)
         }
@@ -270,14 +272,16 @@ pub async fn change_password(
     let user = find(&mut conn, me.id)
         .await?
         .ok_or_else(|| AppError::new(ErrorCode::Unauthorized, "Sign in to continue."))?;
-    state.auth.check_lockout(&user.email).map_err(locked_out)?;
+    if let Some(wait) = state.auth.check_lockout(&mut conn, &user.email).await? {
+        return Err(locked_out(wait));
+    }
     if let Err(mut e) = validate_new_password(new_password, &user.email) {
         e.field = "new_password".to_owned();
         return Err(AppError::validation(vec![e]));
     }
     let (current, hash) = (current_password.to_owned(), user.password_hash.clone());
     if !blocking(move || passwords::verify(&current, &hash)).await? {
-        state.auth.record_failure(&user.email);
+        state.auth.record_failure(&mut conn, &user.email).await?;
         return Err(AppError::validation(vec![FieldError::new(
             "current_password",
             "wrong_password",

@@ -185,6 +185,14 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    signin_failures (id) {
+        id -> Int8,
+        email -> Text,
+        failed_at -> Timestamptz,
+    }
+}
+
 diesel::joinable!(assets -> upload_blobs (sha256));
 diesel::joinable!(assets -> users (user_id));
 diesel::joinable!(upload_tickets -> users (user_id));
@@ -209,6 +217,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     media_blobs,
     refresh_tokens,
     sessions,
+    signin_failures,
     trend_imports,
     upload_blobs,
     upload_tickets,

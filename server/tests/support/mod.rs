@@ -17,6 +17,8 @@ use leptos::prelude::LeptosOptions;
 use server::pg_embedded::{EmbeddedPg, quote_ident};
 use tower::ServiceExt;
 
+pub mod redis_server;
+
 const TEMPLATE: &str = "socialcraft_template";
 
 struct Cluster {
