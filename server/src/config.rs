@@ -1180,7 +1180,13 @@ mod tests {
         let source = include_str!("config.rs");
         let code = &source[..source.find("#[cfg(test)]").unwrap()];
         let mut names: Vec<String> = Vec::new();
-        for call in ["get(\"", "positive(\"", "per_minute(\"", "required(\"", "keep_days(\""] {
+        for call in [
+            "get(\"",
+            "positive(\"",
+            "per_minute(\"",
+            "required(\"",
+            "keep_days(\"",
+        ] {
             for piece in code.split(call).skip(1) {
                 let name: String = piece
                     .chars()
@@ -1216,7 +1222,10 @@ mod tests {
             // The README groups the tier variables as TIER_FREE_..., TIER_PRO_...
             let documented = readme.contains(&format!("`{name}`"))
                 || (name.starts_with("TIER_") && readme.contains("TIER_FREE_"));
-            assert!(documented, "{name} is missing from the README's configuration table");
+            assert!(
+                documented,
+                "{name} is missing from the README's configuration table"
+            );
         }
     }
 
