@@ -28,14 +28,29 @@ pub fn provide_page_nonce() {
 /// The policy for a page carrying `nonce` (none: responses without inline scripts).
 pub fn policy(nonce: Option<&str>) -> String {
     let nonce = nonce.map(|n| format!(" 'nonce-{n}'")).unwrap_or_default();
-    // `cargo leptos watch` reloads the page over a WebSocket on its reload port.
-    let reload = match std::env::var("LEPTOS_WATCH") {
+    policy_with(&nonce)
+}
+
+/// The policy for a page whose inline scripts are allowed by their SHA-256 hashes (base64)
+/// instead of a nonce: a page served from a cache, identical for every visitor, where a
+/// per-response nonce cannot be baked into the stored (and precompressed) bytes.
+pub fn policy_with_hashes(hashes: &[String]) -> String {
+    let sources: String = hashes.iter().map(|h| format!(" 'sha256-{h}'")).collect();
+    policy_with(&sources)
+}
+
+fn policy_with(script_sources: &str) -> String {
+    let nonce = script_sources;
+    // `cargo leptos watch` reloads the page over a WebSocket on its reload port. Read once:
+    // this runs for every response.
+    static RELOAD: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let reload = RELOAD.get_or_init(|| match std::env::var("LEPTOS_WATCH") {
         Ok(_) => {
             let port = std::env::var("LEPTOS_RELOAD_PORT").unwrap_or_else(|_| "3001".into());
             format!(" ws://127.0.0.1:{port} ws://localhost:{port}")
         }
         Err(_) => String::new(),
-    };
+    });
     format!(
         "default-src 'self'; script-src 'self'{nonce} 'wasm-unsafe-eval'; style-src 'self'; \
          img-src 'self' data: blob:; font-src 'self'; connect-src 'self'{reload}; \
@@ -58,5 +73,10 @@ mod tests {
         );
         assert!(p.contains("frame-ancestors 'none'") && p.contains("object-src 'none'"));
         assert!(!super::policy(None).contains("nonce"));
+        let h = super::policy_with_hashes(&["YWJj".into(), "ZGVm".into()]);
+        assert!(
+            h.contains("script-src 'self' 'sha256-YWJj' 'sha256-ZGVm' 'wasm-unsafe-eval';"),
+            "{h}"
+        );
     }
 }

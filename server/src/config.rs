@@ -205,6 +205,10 @@ pub struct HttpConfig {
     pub max_body_bytes: usize,
     /// `MAX_HEADER_BYTES`: largest total size of a request's headers, default 16384.
     pub max_header_bytes: usize,
+    /// `PAGE_CACHE_TTL_MS` (2000; 0 turns it off) and `PAGE_CACHE_MAX_ENTRIES` (500): how
+    /// long a visitor page is served from memory before it is rendered again, and how many
+    /// are kept.
+    pub page_cache: crate::pagecache::PageCacheSettings,
 }
 
 /// Metrics, error reporting and readiness.
@@ -527,6 +531,14 @@ impl Config {
             request_timeout: Duration::from_secs(positive("REQUEST_TIMEOUT_SECS", 30)? as u64),
             max_body_bytes: positive("MAX_BODY_BYTES", 64 * 1024)?,
             max_header_bytes: positive("MAX_HEADER_BYTES", 16 * 1024)?,
+            page_cache: crate::pagecache::PageCacheSettings {
+                ttl: Duration::from_millis(parse_num(
+                    get("PAGE_CACHE_TTL_MS"),
+                    "PAGE_CACHE_TTL_MS",
+                    2000,
+                )? as u64),
+                max_entries: positive("PAGE_CACHE_MAX_ENTRIES", 500)?,
+            },
         };
 
         let trends = TrendsConfig {

@@ -119,6 +119,8 @@ pub struct HttpSettings {
     pub metrics_token: Option<crate::config::Secret>,
     /// Report errors and sampled traces to Sentry (the client is set up in `main`).
     pub sentry: bool,
+    /// Visitor pages kept rendered for a moment.
+    pub page_cache: crate::pagecache::PageCacheSettings,
 }
 
 /// Largest body of a sign-in, sign-up or refresh request: an email and a password.
@@ -137,6 +139,7 @@ impl Default for HttpSettings {
             ready: crate::health::ReadySettings::default(),
             metrics_token: None,
             sentry: false,
+            page_cache: crate::pagecache::PageCacheSettings::default(),
         }
     }
 }
@@ -167,6 +170,7 @@ impl HttpSettings {
             },
             metrics_token: config.observability.metrics_token.clone(),
             sentry: config.observability.sentry.is_some(),
+            page_cache: config.http.page_cache,
         })
     }
 }
@@ -194,6 +198,12 @@ pub fn with_middleware(router: Router, state: &AppState, settings: &HttpSettings
                 upload: settings.upload_timeout,
             },
             timeout,
+        ))
+        // Inside compression (it stores pages as rendered and serves its own compressed
+        // copies), outside the timeout (a hit needs no timer).
+        .layer(middleware::from_fn_with_state(
+            crate::pagecache::PageCache::new(state, settings.page_cache),
+            crate::pagecache::serve,
         ))
         // The fastest level: the default gzip level cuts page throughput roughly tenfold on
         // a 2-core machine for a few percent smaller bodies.

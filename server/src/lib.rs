@@ -11,6 +11,7 @@ pub mod health;
 pub mod http;
 pub mod metrics;
 pub mod notify;
+pub mod pagecache;
 pub mod pg_embedded;
 pub mod ratelimit;
 pub mod security;

@@ -103,6 +103,15 @@ pub struct Metrics {
     pub duplicates_avoided: Counter,
     /// Time an image provider took per picture, by provider and outcome.
     pub provider_duration: Family<ProviderLabels, Histogram>,
+    /// Visitor pages asked of the page cache, by outcome.
+    pub page_cache: Family<OutcomeLabels, Counter>,
+}
+
+/// Labels naming an outcome.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabels {
+    /// `hit`, `stale` or `miss`.
+    pub outcome: &'static str,
 }
 
 fn latency_buckets() -> impl Iterator<Item = f64> {
@@ -192,8 +201,15 @@ impl Metrics {
             Unit::Seconds,
             provider_duration.clone(),
         );
+        let page_cache = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "page_cache_requests",
+            "Visitor pages asked of the page cache: hit, stale (served while one request renders it anew) or miss",
+            page_cache.clone(),
+        );
         Self {
             registry,
+            page_cache,
             http_requests,
             http_duration,
             http_in_flight,
@@ -257,6 +273,21 @@ impl Metrics {
         self.variants
             .get_or_create(&SourceLabels { source })
             .inc_by(n);
+    }
+
+    /// Records a page served from the page cache (`fresh`, or stale while it is renewed).
+    pub fn page_cache_hit(&self, fresh: bool) {
+        let outcome = if fresh { "hit" } else { "stale" };
+        self.page_cache
+            .get_or_create(&OutcomeLabels { outcome })
+            .inc();
+    }
+
+    /// Records a visitor page the cache did not have.
+    pub fn page_cache_miss(&self) {
+        self.page_cache
+            .get_or_create(&OutcomeLabels { outcome: "miss" })
+            .inc();
     }
 
     /// Records one call to an image provider.

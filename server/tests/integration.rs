@@ -833,3 +833,85 @@ async fn a_panicking_handler_gets_the_error_page_and_the_server_keeps_serving() 
         StatusCode::OK
     );
 }
+
+#[tokio::test]
+async fn visitor_pages_come_from_the_cache_with_hashed_scripts_and_signed_in_ones_never() {
+    let db = TestDb::new().await;
+    let state = support::state_for(&db);
+    let maker = signed_in(&state, "cached@example.com").await;
+    let app = server::http::app(state.clone(), support::leptos_options());
+    let explore = || {
+        let mut r = get_req("/explore");
+        r.headers_mut()
+            .insert("accept-encoding", "gzip, br".parse().unwrap());
+        r
+    };
+
+    // The first visitor renders it, with a nonce like any page.
+    let first = send(&app, explore()).await;
+    assert_eq!(first.status(), StatusCode::OK);
+    assert_eq!(first.headers()["x-page-cache"], "miss");
+    let first_csp = first.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(first_csp.contains("'nonce-"), "{first_csp}");
+
+    // The next is served from memory, brotli-compressed, its scripts allowed by hash.
+    let second = send(&app, explore()).await;
+    assert_eq!(second.headers()["x-page-cache"], "hit");
+    assert_eq!(second.headers()["content-encoding"], "br");
+    assert_eq!(second.headers()["vary"], "accept-encoding");
+    let csp = second.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(!csp.contains("nonce") && csp.contains("'sha256-"), "{csp}");
+    assert!(!csp.contains("unsafe-inline"), "{csp}");
+    // The security middleware still adds the rest.
+    assert_eq!(second.headers()["x-content-type-options"], "nosniff");
+    let compressed = support::bytes(second).await;
+    let mut html = String::new();
+    std::io::Read::read_to_string(&mut brotli_decompress(&compressed), &mut html).unwrap();
+    assert!(
+        html.contains("<!DOCTYPE html>") && !html.contains("nonce="),
+        "{html}"
+    );
+    // Every inline script is covered by a hash in the policy, and nothing else is.
+    let hashes = server::pagecache::inline_script_hashes(&html);
+    assert!(!hashes.is_empty());
+    for h in &hashes {
+        assert!(csp.contains(&format!("'sha256-{h}'")), "{h} not in {csp}");
+    }
+    assert_eq!(csp.matches("'sha256-").count(), hashes.len(), "{csp}");
+
+    // Without Accept-Encoding: the page itself.
+    let plain = send(&app, get_req("/explore")).await;
+    assert_eq!(plain.headers()["x-page-cache"], "hit");
+    assert!(plain.headers().get("content-encoding").is_none());
+    assert_eq!(text(plain).await, html);
+
+    // Signed in: rendered for that user every time, never stored or served from the cache.
+    for _ in 0..2 {
+        let res = send(&app, with_session(get_req("/explore"), &maker)).await;
+        assert!(res.headers().get("x-page-cache").is_none());
+        assert!(
+            res.headers()["content-security-policy"]
+                .to_str()
+                .unwrap()
+                .contains("'nonce-")
+        );
+    }
+
+    // Sharing changes what visitors see: the cached page is not served again.
+    state.gallery.explore_changed();
+    let after = send(&app, explore()).await;
+    assert_eq!(after.headers()["x-page-cache"], "miss");
+    // Pages outside the cached set (an account page, a POST) pass straight through.
+    let res = send(&app, get_req("/signin")).await;
+    assert!(res.headers().get("x-page-cache").is_none());
+}
+
+fn brotli_decompress(bytes: &[u8]) -> impl std::io::Read + '_ {
+    brotli::Decompressor::new(bytes, 4096)
+}

@@ -37,6 +37,9 @@ pub struct Gallery {
     cursors: CursorKey,
     explore: RwLock<HashMap<Option<Position>, Cached>>,
     reloading: Mutex<HashSet<Option<Position>>>,
+    /// Bumped whenever public content changes (a share, unshare or delete), so caches of
+    /// pages built from it (the host's page cache) know to drop what they hold.
+    version: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for Gallery {
@@ -52,11 +55,19 @@ impl Gallery {
             cursors: CursorKey::from_secret(secret),
             explore: RwLock::new(HashMap::new()),
             reloading: Mutex::new(HashSet::new()),
+            version: std::sync::atomic::AtomicU64::new(0),
         }
+    }
+
+    /// Changes each time public content changes in this process.
+    pub fn public_version(&self) -> u64 {
+        self.version.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// Forgets every cached Explore page (an image was shared, unshared or deleted).
     pub fn explore_changed(&self) {
+        self.version
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
         if let Ok(mut map) = self.explore.write() {
             map.clear();
         }
