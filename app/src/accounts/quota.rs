@@ -25,15 +25,11 @@ pub async fn check_generations(
     now: DateTime<Utc>,
 ) -> Result<(), AppError> {
     let since = now - chrono::Duration::hours(24);
-    let recent: Vec<DateTime<Utc>> = generations::table
-        .filter(generations::user_id.eq(user_id))
-        .filter(generations::created_at.gt(since))
-        .order(generations::created_at.asc())
-        .select(generations::created_at)
-        .limit(i64::from(limits.generations_per_day))
-        .load(conn)
-        .await
-        .map_err(|e| crate::db::query_failed("count generations", e))?;
+    let recent: Vec<DateTime<Utc>> =
+        recent_generations_query(user_id, since, i64::from(limits.generations_per_day))
+            .load(conn)
+            .await
+            .map_err(|e| crate::db::query_failed("count generations", e))?;
     if recent.len() < limits.generations_per_day as usize {
         return Ok(());
     }
@@ -128,6 +124,25 @@ pub async fn storage_used(conn: &mut AsyncPgConnection, user_id: Uuid) -> Result
         .map_err(|e| crate::db::query_failed("storage used", e))?
         .unwrap_or(0);
     Ok(used.max(0) as u64)
+}
+
+/// The statement [`check_generations`] counts a user's day with: when each of their
+/// generations since `since` started, oldest first, at most `limit`.
+pub fn recent_generations_query(
+    user_id: Uuid,
+    since: DateTime<Utc>,
+    limit: i64,
+) -> impl diesel_async::methods::LoadQuery<'static, AsyncPgConnection, DateTime<Utc>>
++ diesel::query_builder::QueryFragment<diesel::pg::Pg>
++ diesel::query_builder::QueryId
++ Send
++ 'static {
+    generations::table
+        .filter(generations::user_id.eq(user_id))
+        .filter(generations::created_at.gt(since))
+        .order(generations::created_at.asc())
+        .select(generations::created_at)
+        .limit(limit)
 }
 
 /// Generations `user_id` started in the 24 hours before `now`.

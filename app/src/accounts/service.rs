@@ -158,13 +158,25 @@ pub async fn find_by_email(
     conn: &mut AsyncPgConnection,
     email: &str,
 ) -> Result<Option<UserRow>, AppError> {
+    let mut rows: Vec<UserRow> = by_email_query(email)
+        .load(conn)
+        .await
+        .map_err(|e| crate::db::query_failed("find user", e))?;
+    Ok(rows.pop())
+}
+
+/// The statement [`find_by_email`] (and so every sign-in) runs.
+pub fn by_email_query(
+    email: &str,
+) -> impl diesel_async::methods::LoadQuery<'static, AsyncPgConnection, UserRow>
++ diesel::query_builder::QueryFragment<diesel::pg::Pg>
++ diesel::query_builder::QueryId
++ Send
++ 'static {
     users::table
         .filter(users::email.eq(email.trim().to_lowercase()))
         .select(UserRow::as_select())
-        .first(conn)
-        .await
-        .optional()
-        .map_err(|e| crate::db::query_failed("find user", e))
+        .limit(1)
 }
 
 fn locked_out(wait: std::time::Duration) -> AppError {

@@ -38,3 +38,38 @@ impl From<diesel::result::Error> for AppError {
         query_failed("transaction", error)
     }
 }
+
+/// `EXPLAIN` of a query, as built by the code that runs it: its plan, one line a row. The
+/// tests hold each hot query to its index through this, so a change to the query (or the
+/// schema) that loses the index fails a test rather than a page under load.
+#[derive(Debug, Clone, Copy, diesel::query_builder::QueryId)]
+pub struct Explain<Q>(pub Q);
+
+impl<Q: diesel::query_builder::QueryFragment<diesel::pg::Pg>>
+    diesel::query_builder::QueryFragment<diesel::pg::Pg> for Explain<Q>
+{
+    fn walk_ast<'b>(
+        &'b self,
+        mut out: diesel::query_builder::AstPass<'_, 'b, diesel::pg::Pg>,
+    ) -> diesel::QueryResult<()> {
+        out.push_sql("EXPLAIN ");
+        self.0.walk_ast(out.reborrow())
+    }
+}
+
+impl<Q> diesel::query_builder::Query for Explain<Q> {
+    type SqlType = diesel::sql_types::Text;
+}
+
+/// The plan `PostgreSQL` would use for `query`, as text.
+pub async fn explain<Q>(conn: &mut AsyncPgConnection, query: Q) -> diesel::QueryResult<String>
+where
+    Q: diesel::query_builder::QueryFragment<diesel::pg::Pg>
+        + diesel::query_builder::QueryId
+        + Send
+        + 'static,
+{
+    use diesel_async::RunQueryDsl;
+    let lines: Vec<String> = Explain(query).load(conn).await?;
+    Ok(lines.join("\n"))
+}

@@ -125,6 +125,27 @@ impl CardRow {
     }
 }
 
+/// A query this module runs, as a value: run with `load`, or shown with `db::explain`.
+pub trait CardQuery:
+    diesel_async::methods::LoadQuery<'static, AsyncPgConnection, CardRow>
+    + diesel_async::RunQueryDsl<AsyncPgConnection>
+    + diesel::query_builder::QueryFragment<diesel::pg::Pg>
+    + diesel::query_builder::QueryId
+    + Send
+    + 'static
+{
+}
+
+impl<T> CardQuery for T where
+    T: diesel_async::methods::LoadQuery<'static, AsyncPgConnection, CardRow>
+        + diesel_async::RunQueryDsl<AsyncPgConnection>
+        + diesel::query_builder::QueryFragment<diesel::pg::Pg>
+        + diesel::query_builder::QueryId
+        + Send
+        + 'static
+{
+}
+
 /// Up to `limit` images of a gallery, newest first, strictly after `after`.
 ///
 /// `owner` is the gallery's owner for [`Scope::Mine`] (ignored for Explore).
@@ -135,6 +156,16 @@ pub async fn page(
     after: Option<Position>,
     limit: i64,
 ) -> QueryResult<Vec<CardRow>> {
+    page_query(scope, owner, after, limit).load(conn).await
+}
+
+/// The statement [`page`] runs.
+pub fn page_query(
+    scope: Scope,
+    owner: Option<Uuid>,
+    after: Option<Position>,
+    limit: i64,
+) -> impl CardQuery {
     let mut query = images::table
         .inner_join(generations::table)
         .select(CARD_COLUMNS)
@@ -152,14 +183,13 @@ pub async fn page(
         created_at: chrono::DateTime::<Utc>::MAX_UTC,
         id: Uuid::max(),
     });
-    query = query.filter(
+    query.filter(
         diesel::dsl::sql::<Bool>("(images.created_at, images.id) < (")
             .bind::<Timestamptz, _>(p.created_at)
             .sql(", ")
             .bind::<SqlUuid, _>(p.id)
             .sql(")"),
-    );
-    query.load(conn).await
+    )
 }
 
 /// One image, if `viewer` may see it: their own, or shared.
@@ -168,16 +198,22 @@ pub async fn visible(
     viewer: Option<Uuid>,
     id: Uuid,
 ) -> QueryResult<Option<CardRow>> {
-    let mut query = images::table
+    let mut rows = visible_query(viewer, id).load(conn).await?;
+    Ok(rows.pop())
+}
+
+/// The statement [`visible`] runs.
+pub fn visible_query(viewer: Option<Uuid>, id: Uuid) -> impl CardQuery {
+    let query = images::table
         .inner_join(generations::table)
         .select(CARD_COLUMNS)
         .filter(images::id.eq(id))
+        .limit(1)
         .into_boxed();
-    query = match viewer {
+    match viewer {
         Some(v) => query.filter(images::public.eq(true).or(images::user_id.eq(v))),
         None => query.filter(images::public.eq(true)),
-    };
-    query.first(conn).await.optional()
+    }
 }
 
 /// `user`'s rating of `image`.

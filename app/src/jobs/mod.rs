@@ -149,6 +149,21 @@ pub async fn claim(
     .execute(conn)
     .await?;
 
+    claim_query(worker, kinds, lease, limit).load(conn).await
+}
+
+/// The statement [`claim`] takes jobs with: the oldest ready ones of `kinds`, skipping rows
+/// other workers hold locked.
+pub fn claim_query(
+    worker: &str,
+    kinds: &[String],
+    lease: Duration,
+    limit: i64,
+) -> impl diesel_async::methods::LoadQuery<'static, AsyncPgConnection, Job>
++ diesel::query_builder::QueryFragment<diesel::pg::Pg>
++ diesel::query_builder::QueryId
++ Send
++ 'static {
     diesel::sql_query(
         "UPDATE jobs SET status = 'running', attempts = attempts + 1, locked_by = $1, \
              lease_until = now() + make_interval(secs => $2), updated_at = now() \
@@ -162,12 +177,10 @@ pub async fn claim(
              FOR UPDATE SKIP LOCKED) \
          RETURNING *",
     )
-    .bind::<Text, _>(worker)
+    .bind::<Text, _>(worker.to_owned())
     .bind::<Double, _>(secs(lease))
-    .bind::<Array<Text>, _>(kinds)
+    .bind::<Array<Text>, _>(kinds.to_vec())
     .bind::<BigInt, _>(limit)
-    .load(conn)
-    .await
 }
 
 /// Extends `worker`'s lease on job `id`. `false` means the worker no longer holds it.
