@@ -121,6 +121,8 @@ pub struct HttpSettings {
     pub sentry: bool,
     /// Visitor pages kept rendered for a moment.
     pub page_cache: crate::pagecache::PageCacheSettings,
+    /// The bundle, precompressed in memory (`None`: served as files, compressed per request).
+    pub assets: Option<crate::assets::Assets>,
 }
 
 /// Largest body of a sign-in, sign-up or refresh request: an email and a password.
@@ -140,6 +142,7 @@ impl Default for HttpSettings {
             metrics_token: None,
             sentry: false,
             page_cache: crate::pagecache::PageCacheSettings::default(),
+            assets: None,
         }
     }
 }
@@ -171,6 +174,7 @@ impl HttpSettings {
             metrics_token: config.observability.metrics_token.clone(),
             sentry: config.observability.sentry.is_some(),
             page_cache: config.http.page_cache,
+            assets: None,
         })
     }
 }
@@ -204,6 +208,10 @@ pub fn with_middleware(router: Router, state: &AppState, settings: &HttpSettings
         .layer(middleware::from_fn_with_state(
             crate::pagecache::PageCache::new(state, settings.page_cache),
             crate::pagecache::serve,
+        ))
+        .layer(middleware::from_fn_with_state(
+            settings.assets.clone().unwrap_or_default(),
+            crate::assets::serve,
         ))
         // The fastest level: the default gzip level cuts page throughput roughly tenfold on
         // a 2-core machine for a few percent smaller bodies.

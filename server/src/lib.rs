@@ -2,6 +2,7 @@
 //! start-up and shutdown. `main.rs` only parses arguments and calls into here, so the
 //! integration tests drive the same code the binary runs.
 
+pub mod assets;
 pub mod auth;
 pub mod backup;
 pub mod config;

@@ -159,7 +159,7 @@ fn has_session_cookie(headers: &HeaderMap, names: &[&str; 2]) -> bool {
 }
 
 /// The encoding to answer with: brotli, else gzip, else none, as the client accepts.
-fn pick_encoding(headers: &HeaderMap) -> Option<&'static str> {
+pub(crate) fn pick_encoding(headers: &HeaderMap) -> Option<&'static str> {
     let accepted: Vec<(&str, bool)> = headers
         .get_all(header::ACCEPT_ENCODING)
         .iter()

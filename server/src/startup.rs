@@ -130,7 +130,11 @@ async fn serve_with(config: &Config, db: &Database, options: LeptosOptions) -> R
         state.changes.clone(),
     ));
     let addr = options.site_addr;
-    let settings = crate::http::HttpSettings::from_config(config, &options)?;
+    let mut settings = crate::http::HttpSettings::from_config(config, &options)?;
+    // Compressed once in the background; until then the files are served as they are.
+    settings.assets = Some(crate::assets::Assets::load(
+        std::path::Path::new(options.site_root.as_ref()).join(options.site_pkg_dir.as_ref()),
+    ));
     tracing::info!(
         store = settings.rate_limits.store(),
         "rate limits counted {}",

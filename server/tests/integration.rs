@@ -915,3 +915,72 @@ async fn visitor_pages_come_from_the_cache_with_hashed_scripts_and_signed_in_one
 fn brotli_decompress(bytes: &[u8]) -> impl std::io::Read + '_ {
     brotli::Decompressor::new(bytes, 4096)
 }
+
+#[tokio::test]
+async fn the_bundle_is_served_precompressed_with_an_etag() {
+    let db = TestDb::new().await;
+    let dir = tempdir("pkg");
+    let wasm: Vec<u8> = (0..200_000u32)
+        .map(|i| (i % 251) as u8 ^ (i / 997) as u8)
+        .collect();
+    std::fs::write(dir.join("socialcraft.wasm"), &wasm).unwrap();
+    std::fs::write(dir.join("notes.txt"), b"not part of the bundle").unwrap();
+    let assets = server::assets::Assets::load(dir.clone());
+    for _ in 0..200 {
+        if assets.ready() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    assert!(assets.ready(), "compressed within 5 s");
+    let settings = server::http::HttpSettings {
+        assets: Some(assets),
+        ..Default::default()
+    };
+    let app = server::http::app_with(
+        support::state_for(&db),
+        support::leptos_options(),
+        &settings,
+    );
+
+    let mut req = get_req("/pkg/socialcraft.wasm");
+    req.headers_mut()
+        .insert("accept-encoding", "gzip, br".parse().unwrap());
+    let res = send(&app, req).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.headers()["content-type"], "application/wasm");
+    assert_eq!(res.headers()["content-encoding"], "br");
+    assert_eq!(res.headers()["cache-control"], "no-cache");
+    let etag = res.headers()["etag"].to_str().unwrap().to_owned();
+    let body = support::bytes(res).await;
+    assert!(body.len() < wasm.len());
+    let mut back = Vec::new();
+    std::io::Read::read_to_end(&mut brotli_decompress(&body), &mut back).unwrap();
+    assert_eq!(back, wasm);
+
+    // gzip for clients without brotli; the bytes themselves without either.
+    let mut req = get_req("/pkg/socialcraft.wasm");
+    req.headers_mut()
+        .insert("accept-encoding", "gzip".parse().unwrap());
+    let res = send(&app, req).await;
+    assert_eq!(res.headers()["content-encoding"], "gzip");
+    let res = send(&app, get_req("/pkg/socialcraft.wasm")).await;
+    assert!(res.headers().get("content-encoding").is_none());
+    assert_eq!(support::bytes(res).await, wasm);
+
+    // A browser that has it already gets a 304.
+    let mut req = get_req("/pkg/socialcraft.wasm");
+    req.headers_mut()
+        .insert("if-none-match", etag.parse().unwrap());
+    let res = send(&app, req).await;
+    assert_eq!(res.status(), StatusCode::NOT_MODIFIED);
+    // What is not the bundle's is left to the ordinary file handler.
+    let res = send(&app, get_req("/pkg/notes.txt")).await;
+    assert_ne!(
+        res.headers()
+            .get("etag")
+            .map(|v| v.to_str().unwrap().to_owned()),
+        Some(etag)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
