@@ -11,7 +11,8 @@ WORKDIR /src
 COPY dev Cargo.toml Cargo.lock package.json package-lock.json ./
 RUN ./dev tools
 COPY . .
-RUN cargo leptos build --release \
+# --split: the pages other than the first are lazy routes, each a WASM chunk of its own.
+RUN cargo leptos build --release --split \
  && strip target/release/socialcraft
 
 FROM debian:bookworm-slim AS runtime

@@ -13,6 +13,8 @@ pub mod create;
 pub mod csp;
 pub mod error;
 pub mod gallery;
+pub mod resource;
+pub mod timestamp;
 pub mod trends;
 pub mod uploads;
 
@@ -28,7 +30,7 @@ pub mod state;
 use leptos::prelude::*;
 use leptos_meta::{Link, Meta, MetaTags, Stylesheet, Title, provide_meta_context};
 use leptos_router::components::{A, Route, Router, Routes};
-use leptos_router::{SsrMode, path};
+use leptos_router::{Lazy, SsrMode, path};
 
 /// The name of the built bundle: `/pkg/{OUTPUT_NAME}.js`, `.wasm` and `.css`.
 pub const OUTPUT_NAME: &str = "socialcraft";
@@ -58,17 +60,13 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
-    // Effects run only in the browser, so this marks the moment the page became interactive.
-    // End-to-end tests wait for it instead of guessing with timeouts.
-    Effect::new(|_| {
-        if let Some(body) = document().body() {
-            let _ = body.set_attribute("data-hydrated", "true");
-        }
-    });
+    // The browser marks `<body data-hydrated="true">` once the page is interactive (see the
+    // `frontend` crate): with lazy routes that is only after the page's chunk has loaded, so an
+    // effect here would say so too early.
 
     // Who is signed in, loaded once per page: the header, the create page and the account
     // page all read it.
-    let account = Resource::new(|| (), |_| accounts::me());
+    let account = resource::resource(|| (), |_| accounts::me());
     provide_context(accounts::ui::AccountContext(account));
 
     view! {
@@ -96,15 +94,24 @@ pub fn App() -> impl IntoView {
                 <Routes fallback=|| view! { <NotFound /> }>
                     // Async SSR waits for the data, so the first response is the whole page:
                     // readable with JavaScript off and with no streaming scripts to allow.
+                    // The create page is the first page most visitors see: it is in the main
+                    // WASM module. Every other page is a lazy route, its code in a chunk of
+                    // its own that the browser fetches when it lands on or navigates to it
+                    // (built with `cargo leptos build --release --split`). A lazy route's
+                    // `data()` runs in the main module, so these pages make their resources at
+                    // the top of their lazy `view` instead (still outside any Suspense): the
+                    // code that decodes the page's data then travels in the page's chunk. The
+                    // cost is on client-side navigation to a page not visited yet: its data
+                    // request starts once its chunk has arrived.
                     <Route path=path!("") view=create::ui::CreatePage ssr=SsrMode::Async />
-                    <Route path=path!("signin") view=accounts::ui::SignInPage ssr=SsrMode::Async />
-                    <Route path=path!("signup") view=accounts::ui::SignUpPage ssr=SsrMode::Async />
-                    <Route path=path!("account") view=accounts::ui::AccountPage ssr=SsrMode::Async />
-                    <Route path=path!("gallery") view=gallery::ui::MyImagesPage ssr=SsrMode::Async />
-                    <Route path=path!("explore") view=gallery::ui::ExplorePage ssr=SsrMode::Async />
-                    <Route path=path!("images/:id") view=gallery::ui::ImagePage ssr=SsrMode::Async />
-                    <Route path=path!("assets") view=uploads::ui::AssetsPage ssr=SsrMode::Async />
-                    <Route path=path!("brands") view=brands::ui::BrandsPage ssr=SsrMode::Async />
+                    <Route path=path!("signin") view={Lazy::<accounts::ui::SignInRoute>::new()} ssr=SsrMode::Async />
+                    <Route path=path!("signup") view={Lazy::<accounts::ui::SignUpRoute>::new()} ssr=SsrMode::Async />
+                    <Route path=path!("account") view={Lazy::<accounts::ui::AccountRoute>::new()} ssr=SsrMode::Async />
+                    <Route path=path!("gallery") view={Lazy::<gallery::ui::MyImagesRoute>::new()} ssr=SsrMode::Async />
+                    <Route path=path!("explore") view={Lazy::<gallery::ui::ExploreRoute>::new()} ssr=SsrMode::Async />
+                    <Route path=path!("images/:id") view={Lazy::<gallery::ui::ImageRoute>::new()} ssr=SsrMode::Async />
+                    <Route path=path!("assets") view={Lazy::<uploads::ui::AssetsRoute>::new()} ssr=SsrMode::Async />
+                    <Route path=path!("brands") view={Lazy::<brands::ui::BrandsRoute>::new()} ssr=SsrMode::Async />
                 </Routes>
             </main>
             <footer class="site-footer">

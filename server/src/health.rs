@@ -10,6 +10,13 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
+/// The chunk loader `cargo leptos build --split` writes beside the bundle (the underscores
+/// stand where a content hash goes when file hashing is on; it is off here).
+pub const SPLIT_LOADER: &str = "__wasm_split.______________________.js";
+
+/// The split build's map from each lazy function to the WASM chunks it needs.
+pub const SPLIT_MANIFEST: &str = "__wasm_split_manifest.json";
+
 /// What readiness checks besides the database and storage, and how patiently.
 #[derive(Clone, Debug)]
 pub struct ReadySettings {
@@ -54,6 +61,10 @@ impl ReadySettings {
                 pkg.join(format!("{name}.js")),
                 pkg.join(format!("{name}.wasm")),
                 pkg.join(format!("{name}.css")),
+                // The split build's chunk loader, which the main module imports, and the
+                // manifest the server reads to preload a lazy page's chunks.
+                pkg.join(SPLIT_LOADER),
+                pkg.join(SPLIT_MANIFEST),
             ]
         } else {
             Vec::new()

@@ -1,6 +1,10 @@
 //! Account pages: sign up, sign in, the account page (plan, password, devices), and the
 //! header's account menu.
 //!
+//! The sign-in, sign-up and account pages are lazy routes ([`SignInRoute`], [`SignUpRoute`],
+//! [`AccountRoute`]): their code is a WASM chunk the browser fetches only on those pages. The
+//! account menu and the create page's stand-in for visitors are in the main module.
+//!
 //! Every form is a real `<form>` posting to its server function, with or without
 //! JavaScript: the server redirects back with the outcome in the query string, and the page
 //! shows each field's error beside it. Signing in, up or out reloads the whole page, so
@@ -12,6 +16,7 @@ use leptos::server_fn::error::ServerFnUrlError;
 use leptos_meta::Title;
 use leptos_router::components::A;
 use leptos_router::hooks::use_query_map;
+use leptos_router::{LazyRoute, lazy_route};
 
 use super::validation::{PASSWORD_MAX_CHARS, PASSWORD_MIN_CHARS};
 use super::{
@@ -19,10 +24,11 @@ use super::{
     list_sessions,
 };
 use crate::error::AppError;
+use crate::resource::{PageResource, resource};
 
 /// The signed-in account, loaded once per page and shared through context.
 #[derive(Clone, Copy)]
-pub struct AccountContext(pub Resource<Result<Option<Account>, AppError>>);
+pub struct AccountContext(pub PageResource<Result<Option<Account>, AppError>>);
 
 /// Shows `children` to a signed-in visitor; anyone else gets a sign-in link followed by
 /// `hint` (say, `" to upload."`). Waits for the account on the server, so the page arrives
@@ -139,9 +145,54 @@ fn password_help() -> String {
 // not fetch: nothing on these pages benefits from staying put, and every fetch-driven form
 // costs the WASM bundle its own client code (it has a size budget).
 
-/// `/signup`.
+/// `/signup`, a lazy route (its code loads with the page).
+pub struct SignUpRoute;
+
+#[lazy_route]
+impl LazyRoute for SignUpRoute {
+    fn data() -> Self {
+        Self
+    }
+
+    fn view(_this: Self) -> AnyView {
+        view! { <SignUpPage /> }.into_any()
+    }
+}
+
+/// `/signin`, a lazy route.
+pub struct SignInRoute;
+
+#[lazy_route]
+impl LazyRoute for SignInRoute {
+    fn data() -> Self {
+        Self
+    }
+
+    fn view(_this: Self) -> AnyView {
+        view! { <SignInPage /> }.into_any()
+    }
+}
+
+/// `/account`, a lazy route. The signed-in devices load with the page: the resource is made at
+/// the top of the page, outside the Suspense that shows it (see `create::ui::CreatePage`).
+/// Signed out, the list answers 401 at once and nothing reads it.
+pub struct AccountRoute;
+
+#[lazy_route]
+impl LazyRoute for AccountRoute {
+    fn data() -> Self {
+        Self
+    }
+
+    fn view(_this: Self) -> AnyView {
+        let sessions = resource(|| (), |_| list_sessions());
+        view! { <AccountPage sessions /> }.into_any()
+    }
+}
+
+/// The sign-up page.
 #[component]
-pub fn SignUpPage() -> impl IntoView {
+fn SignUpPage() -> impl IntoView {
     let error = posted_error(SignUp::PATH);
     view! {
         <Title text="Create your account" />
@@ -166,9 +217,9 @@ pub fn SignUpPage() -> impl IntoView {
     }
 }
 
-/// `/signin`.
+/// The sign-in page.
 #[component]
-pub fn SignInPage() -> impl IntoView {
+fn SignInPage() -> impl IntoView {
     let error = posted_error(SignIn::PATH);
     view! {
         <Title text="Sign in" />
@@ -221,9 +272,9 @@ pub fn AccountMenu() -> impl IntoView {
     }
 }
 
-/// `/account`: plan and usage, change password, devices.
+/// The account page: plan and usage, change password, devices.
 #[component]
-pub fn AccountPage() -> impl IntoView {
+fn AccountPage(sessions: PageResource<Result<Vec<super::SessionView>, AppError>>) -> impl IntoView {
     let account = use_account();
     view! {
         <Title text="Your account" />
@@ -236,7 +287,7 @@ pub fn AccountPage() -> impl IntoView {
                         None => Ok(None),
                     };
                     match signed_in {
-                        Ok(Some(a)) => view! { <AccountDetails account=a /> }.into_any(),
+                        Ok(Some(a)) => view! { <AccountDetails account=a sessions /> }.into_any(),
                         Ok(None) => view! {
                             <p>"You are signed out. " <A href="/signin">"Sign in"</A> " to see your account."</p>
                         }.into_any(),
@@ -257,7 +308,10 @@ fn mb(bytes: u64) -> String {
 }
 
 #[component]
-fn AccountDetails(account: Account) -> impl IntoView {
+fn AccountDetails(
+    account: Account,
+    sessions: PageResource<Result<Vec<super::SessionView>, AppError>>,
+) -> impl IntoView {
     let error = posted_error(ChangePassword::PATH);
     let query = use_query_map();
     // Set by the server's redirect after a successful change: how many devices it ended. A
@@ -317,7 +371,7 @@ fn AccountDetails(account: Account) -> impl IntoView {
                 </form>
                 <p class="muted">"Changing it signs out every other device."</p>
             </section>
-            <Sessions error=form_error(revoke_error) />
+            <Sessions sessions error=form_error(revoke_error) />
             <section class="panel">
                 <h2>"Everywhere"</h2>
                 <form method="post" action=SignOutEverywhere::url()>
@@ -329,8 +383,10 @@ fn AccountDetails(account: Account) -> impl IntoView {
 }
 
 #[component]
-fn Sessions(error: Signal<Option<String>>) -> impl IntoView {
-    let sessions = Resource::new(|| (), |_| list_sessions());
+fn Sessions(
+    sessions: PageResource<Result<Vec<super::SessionView>, AppError>>,
+    error: Signal<Option<String>>,
+) -> impl IntoView {
     view! {
         <section class="panel sessions" aria-labelledby="sessions-title">
             <h2 id="sessions-title">"Signed-in devices"</h2>

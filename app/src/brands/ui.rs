@@ -1,25 +1,50 @@
 //! `/brands`: the creator's brand kits: a list, and a form to add or edit one (name, colours,
 //! font, logo from their uploads). Works without JavaScript (plain form posts).
+//!
+//! The page is a lazy route ([`BrandsRoute`]), its code a WASM chunk of its own; the create
+//! form's kit picker ([`BrandSelect`]) is in the main module with the create page.
 
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::components::A;
+use leptos_router::{LazyRoute, lazy_route};
 
 use super::{Brand, DeleteBrand, Font, SaveBrand, list_brands};
 use crate::accounts::ui::SignedInOnly;
+use crate::resource::{PageResource, resource};
 use crate::uploads::{Asset, AssetState, list_assets};
+
+/// `/brands`, a lazy route. The kits and the creator's uploads (for the logo) are made at the
+/// top of the page, outside the Suspense that shows them (see `create::ui::CreatePage`).
+pub struct BrandsRoute;
+
+#[lazy_route]
+impl LazyRoute for BrandsRoute {
+    fn data() -> Self {
+        Self
+    }
+
+    fn view(_this: Self) -> AnyView {
+        let kits = resource(|| (), |_| list_brands());
+        let assets = resource(|| (), |_| list_assets());
+        view! { <BrandsPage kits assets /> }.into_any()
+    }
+}
 
 /// The brand kits page.
 #[component]
-pub fn BrandsPage() -> impl IntoView {
-    // Made outside the Suspense that shows them (see `create::ui::CreatePage`).
+fn BrandsPage(
+    kits: PageResource<Result<Vec<Brand>, crate::error::AppError>>,
+    assets: PageResource<Result<crate::uploads::AssetList, crate::error::AppError>>,
+) -> impl IntoView {
+    // The actions live with the page's code (in its chunk); the list reloads after each.
     let save = ServerAction::<SaveBrand>::new();
     let delete = ServerAction::<DeleteBrand>::new();
-    let kits = Resource::new(
+    Effect::watch(
         move || (save.version().get(), delete.version().get()),
-        |_| list_brands(),
+        move |_, _, _| kits.refetch(),
+        false,
     );
-    let assets = Resource::new(|| (), |_| list_assets());
     view! {
         <Title text="Brand kits" />
         <section class="brands-page">
@@ -36,8 +61,8 @@ pub fn BrandsPage() -> impl IntoView {
 fn Kits(
     save: ServerAction<SaveBrand>,
     delete: ServerAction<DeleteBrand>,
-    kits: Resource<Result<Vec<Brand>, crate::error::AppError>>,
-    assets: Resource<Result<crate::uploads::AssetList, crate::error::AppError>>,
+    kits: PageResource<Result<Vec<Brand>, crate::error::AppError>>,
+    assets: PageResource<Result<crate::uploads::AssetList, crate::error::AppError>>,
 ) -> impl IntoView {
     let error = move |field: &'static str| {
         save.value().with(|v| {
@@ -146,7 +171,7 @@ fn KitCard(b: Brand, delete: ServerAction<DeleteBrand>) -> impl IntoView {
 #[component]
 pub fn BrandSelect(
     /// The creator's kits, loaded by the page (outside any Suspense).
-    kits: Resource<Result<Vec<Brand>, crate::error::AppError>>,
+    kits: PageResource<Result<Vec<Brand>, crate::error::AppError>>,
     error: Signal<Option<String>>,
 ) -> impl IntoView {
     view! {

@@ -120,6 +120,10 @@ pub struct GenerationView {
     /// The images stored so far, by variation.
     pub images: Vec<ImageView>,
     /// When it was submitted.
+    #[cfg_attr(
+        feature = "hydrate",
+        serde(deserialize_with = "crate::timestamp::deserialize")
+    )]
     pub created_at: DateTime<Utc>,
 }
 

@@ -1,17 +1,23 @@
 //! The create page: the submission form, and the recent generations with live progress.
+//!
+//! The page is in the main WASM module: it is the first page most visitors see. Two parts of
+//! it run only after the creator does something, and are split points of their own (each a
+//! small WASM chunk, `cargo leptos build --release --split`), so the first page hydrates
+//! without them:
+//! - sending the form (reading it, the shared validation rules, the server function call):
+//!   fetched when the creator first focuses the form, so it is there by the time they submit;
+//! - following a generation live (`EventSource`, the polling fallback): fetched when a card
+//!   has something to follow.
 
 use leptos::ev::SubmitEvent;
-use leptos::form::FromFormData;
 use leptos::html;
 use leptos::prelude::*;
 use leptos::server_fn::ServerFn;
 
 use super::validation::{PROMPT_MAX_CHARS, Style, VARIATIONS_MAX, VARIATIONS_MIN};
-use super::{
-    Format, GenerationStatus, GenerationView, SubmitGeneration, recent_generations,
-    validate_submission,
-};
+use super::{Format, GenerationStatus, GenerationView, SubmitGeneration, recent_generations};
 use crate::error::{AppError, FieldError};
+use crate::resource::{PageResource, resource};
 
 /// The home page: the studio for a signed-in creator, an invitation to sign up otherwise.
 #[component]
@@ -22,9 +28,9 @@ pub fn CreatePage() -> impl IntoView {
     // (leptos-rs/leptos#4866, #4851). Signed out, each answers 401 at once without touching
     // the database, and nothing reads it.
     let data = StudioData {
-        recent: Resource::new(|| (), |_| recent_generations()),
-        trends: Resource::new(|| (), |_| crate::trends::top_trends()),
-        brands: Resource::new(|| (), |_| crate::brands::list_brands()),
+        recent: resource(|| (), |_| recent_generations()),
+        trends: resource(|| (), |_| crate::trends::top_trends()),
+        brands: resource(|| (), |_| crate::brands::list_brands()),
     };
     view! {
         <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
@@ -48,17 +54,20 @@ pub fn CreatePage() -> impl IntoView {
 /// What the studio loads with the page.
 #[derive(Clone, Copy)]
 struct StudioData {
-    recent: Resource<Result<Vec<GenerationView>, AppError>>,
-    trends: Resource<Result<Vec<crate::trends::Trend>, AppError>>,
-    brands: Resource<Result<Vec<crate::brands::Brand>, AppError>>,
+    recent: PageResource<Result<Vec<GenerationView>, AppError>>,
+    trends: PageResource<Result<Vec<crate::trends::Trend>, AppError>>,
+    brands: PageResource<Result<Vec<crate::brands::Brand>, AppError>>,
 }
 
 #[component]
 fn Studio(data: StudioData) -> impl IntoView {
-    let submit = ServerAction::<SubmitGeneration>::new();
+    // The server's answer to the last submission, and whether one is on its way.
+    let answer = RwSignal::new(None::<Result<GenerationView, AppError>>);
+    let pending = RwSignal::new(false);
     // Errors found in the browser before anything is sent. They use the same rules as the
     // server, so a message here is exactly the one the server would have given.
     let local_errors = RwSignal::new(Vec::<FieldError>::new());
+    let form_ref = NodeRef::<html::Form>::new();
     let prompt_ref = NodeRef::<html::Textarea>::new();
     // A trend link without JavaScript comes back as `/?prompt=…`: start with it filled in.
     let query = leptos_router::hooks::use_query_map();
@@ -75,47 +84,43 @@ fn Studio(data: StudioData) -> impl IntoView {
     let on_submit = move |ev: SubmitEvent| {
         // With JavaScript the form never navigates: validate here, then send with fetch.
         ev.prevent_default();
-        let input = match SubmitGeneration::from_event(&ev) {
-            Ok(input) => input,
-            Err(_) => {
-                local_errors.set(vec![FieldError::new(
-                    "prompt",
-                    "unreadable",
-                    "The form could not be read; reload the page and try again.",
-                )]);
-                return;
-            }
-        };
-        let variations = input.variations.as_deref().unwrap_or("");
-        match validate_submission(&input.prompt, &input.style, &input.format, variations) {
-            Ok(_) => {
-                local_errors.set(Vec::new());
-                submit.dispatch(input);
-            }
-            Err(errors) => local_errors.set(errors),
+        if pending.get_untracked() {
+            return;
         }
-    };
-
-    // A successful submission joins the live list and clears the field for the next idea.
-    Effect::new(move |_| {
-        if let Some(Ok(view)) = submit.value().get() {
-            submitted.update(|list| {
-                if !list.iter().any(|g| g.id == view.id) {
-                    list.insert(0, view);
+        #[cfg(feature = "hydrate")]
+        if let Some(form) = form_ref.get_untracked() {
+            pending.set(true);
+            leptos::task::spawn_local(async move {
+                if let Some(result) = submission::send(form, local_errors).await {
+                    // A successful submission joins the live list and clears the field for
+                    // the next idea.
+                    if let Ok(view) = &result {
+                        let view = view.clone();
+                        submitted.update(|list| {
+                            if !list.iter().any(|g| g.id == view.id) {
+                                list.insert(0, view);
+                            }
+                        });
+                        if let Some(el) = prompt_ref.get_untracked() {
+                            el.set_value("");
+                        }
+                        chars.set(0);
+                    }
+                    answer.set(Some(result));
                 }
+                pending.set(false);
             });
-            if let Some(el) = prompt_ref.get() {
-                el.set_value("");
-            }
-            chars.set(0);
         }
-    });
-
-    let server_error = move || {
-        submit
-            .value()
-            .with(|v| v.as_ref().and_then(|r| r.clone().err()))
+        #[cfg(not(feature = "hydrate"))]
+        let _ = (form_ref, answer, submitted);
     };
+    // Fetch the sending code as soon as the creator starts on the form.
+    let on_focus = move |_: leptos::ev::FocusEvent| {
+        #[cfg(feature = "hydrate")]
+        leptos::task::spawn_local(submission::__preload_send());
+    };
+
+    let server_error = move || answer.with(|v| v.as_ref().and_then(|r| r.clone().err()));
     let field_message = move |field: &'static str| {
         let local = local_errors.with(|errs| {
             errs.iter()
@@ -143,7 +148,9 @@ fn Studio(data: StudioData) -> impl IntoView {
                 class="prompt-form"
                 method="post"
                 action=SubmitGeneration::url()
+                node_ref=form_ref
                 on:submit=on_submit
+                on:focusin=on_focus
                 novalidate
             >
                 <div class="field" class:invalid=move || prompt_error.get().is_some()>
@@ -195,8 +202,8 @@ fn Studio(data: StudioData) -> impl IntoView {
                     error=Signal::derive(move || field_message("brand"))
                 />
                 <p class="form-error" role="alert">{move || form_error().map(|e| e.message)}</p>
-                <button type="submit" disabled=move || submit.pending().get()>
-                    {move || if submit.pending().get() { "Submitting…" } else { "Create" }}
+                <button type="submit" disabled=move || pending.get()>
+                    {move || if pending.get() { "Submitting…" } else { "Create" }}
                 </button>
                 // After the button, so the form's controls stay on a phone's first screen.
                 <TrendChips trends=data.trends prompt_ref chars />
@@ -249,7 +256,7 @@ fn query_value(s: &str) -> String {
 /// link to `/?prompt=…`, which does the same without JavaScript.
 #[component]
 fn TrendChips(
-    trends: Resource<Result<Vec<crate::trends::Trend>, AppError>>,
+    trends: PageResource<Result<Vec<crate::trends::Trend>, AppError>>,
     prompt_ref: NodeRef<html::Textarea>,
     chars: RwSignal<usize>,
 ) -> impl IntoView {
@@ -399,7 +406,8 @@ pub fn GenerationCard(initial: GenerationView) -> impl IntoView {
         Effect::new(move |_| {
             if !follow_once.get_value() && !state.with_untracked(|g| g.status.is_final()) {
                 follow_once.set_value(true);
-                live::follow(id, state);
+                // Under this effect's owner, so the stream closes when the card goes.
+                leptos::task::spawn_local_scoped_with_cancellation(live::follow(id, state));
             }
         });
     }
@@ -486,8 +494,59 @@ pub fn GenerationCard(initial: GenerationView) -> impl IntoView {
 }
 
 #[cfg(feature = "hydrate")]
+mod submission {
+    //! Sending the create form, a split point of its own (see the module's documentation).
+
+    use leptos::form::FromFormData;
+    use leptos::prelude::*;
+    use leptos::web_sys::{FormData, HtmlFormElement};
+
+    use crate::create::{GenerationView, SubmitGeneration, submit_generation, validate_submission};
+    use crate::error::{AppError, FieldError};
+
+    /// Reads `form` and checks it with the rules the server uses, putting what they find in
+    /// `local_errors` (cleared when there is nothing); then sends it, and returns the
+    /// server's answer. `None`: refused in the browser, nothing was sent.
+    #[lazy]
+    pub async fn send(
+        form: HtmlFormElement,
+        local_errors: RwSignal<Vec<FieldError>>,
+    ) -> Option<Result<GenerationView, AppError>> {
+        let input = FormData::new_with_form(&form)
+            .ok()
+            .and_then(|data| SubmitGeneration::from_form_data(&data).ok());
+        let Some(input) = input else {
+            local_errors.set(vec![FieldError::new(
+                "prompt",
+                "unreadable",
+                "The form could not be read; reload the page and try again.",
+            )]);
+            return None;
+        };
+        let variations = input.variations.as_deref().unwrap_or("");
+        if let Err(errors) =
+            validate_submission(&input.prompt, &input.style, &input.format, variations)
+        {
+            local_errors.set(errors);
+            return None;
+        }
+        local_errors.set(Vec::new());
+        let answer = submit_generation(
+            input.prompt,
+            input.style,
+            input.format,
+            input.variations,
+            input.brand,
+        )
+        .await;
+        Some(answer)
+    }
+}
+
+#[cfg(feature = "hydrate")]
 mod live {
     //! Following a generation in the browser: Server-Sent Events first, polling as fallback.
+    //! A split point of its own (see the module's documentation).
 
     use std::time::Duration;
 
@@ -502,6 +561,7 @@ mod live {
     const EVENTS: [&str; 4] = ["queued", "running", "succeeded", "failed"];
 
     /// Opens the event stream for `id` and keeps `state` up to date until it is final.
+    #[lazy]
     pub fn follow(id: Uuid, state: RwSignal<GenerationView>) {
         let Ok(source) = EventSource::new(&format!("/api/generations/{id}/events")) else {
             poll(id, state);
@@ -519,7 +579,7 @@ mod live {
                 let Some(text) = ev.data().as_string() else {
                     return;
                 };
-                let Ok(view) = serde_json::from_str::<GenerationView>(&text) else {
+                let Ok(view) = serde_json::from_slice::<GenerationView>(text.as_bytes()) else {
                     return;
                 };
                 let done = view.status.is_final();

@@ -119,6 +119,10 @@ pub struct ImageDetail {
     /// Size of the PNG in bytes.
     pub png_bytes: u64,
     /// When it was made.
+    #[cfg_attr(
+        feature = "hydrate",
+        serde(deserialize_with = "crate::timestamp::deserialize")
+    )]
     pub created_at: DateTime<Utc>,
 }
 

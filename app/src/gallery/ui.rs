@@ -8,18 +8,26 @@
 //! Each image reserves its box before it loads (`width` and `height` attributes give the
 //! aspect ratio, the CSS a placeholder colour), picks its WebP variant from `srcset`/`sizes`,
 //! and loads lazily unless it is in the first rows.
+//!
+//! All three pages are lazy routes ([`MyImagesRoute`], [`ExploreRoute`], [`ImageRoute`]): their
+//! code, the IntersectionObserver included, is a WASM chunk the browser fetches only when it
+//! shows one of them. Each makes its resource at the top of its lazy `view`, outside the
+//! Suspense that reads it (why not in `data()`: see the routes in `App`).
 
 use leptos::html;
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::components::A;
 use leptos_router::hooks::{use_params_map, use_query_map};
+use leptos_router::{LazyRoute, lazy_route};
 use uuid::Uuid;
 
 use super::{
     Card, DeleteImage, ImageDetail, Page, RateImage, Scope, ShareImage, gallery_page, get_image,
 };
 use crate::accounts::ui::{AccountContext, SignedInOnly, use_account};
+use crate::error::AppError;
+use crate::resource::{PageResource, resource};
 
 /// Images loaded eagerly at the top of a first page (about two rows on a wide screen); the
 /// rest wait until they are near the viewport.
@@ -29,9 +37,74 @@ const EAGER: usize = 8;
 const SIZES: &str =
     "(max-width: 520px) 50vw, (max-width: 900px) 33vw, (max-width: 1400px) 25vw, 340px";
 
-/// `/gallery`: the signed-in creator's images.
+/// A gallery page's data: the page the address names (`?after=`), refetched when it changes.
+type GalleryPage = PageResource<Result<Page, AppError>>;
+
+fn page_resource(scope: Scope) -> GalleryPage {
+    let query = use_query_map();
+    resource(
+        move || query.with(|q| q.get("after")),
+        move |after| gallery_page(scope, after),
+    )
+}
+
+/// `/gallery`, a lazy route: the signed-in creator's images. Signed out, the page answers 401
+/// at once and nothing reads it.
+pub struct MyImagesRoute;
+
+#[lazy_route]
+impl LazyRoute for MyImagesRoute {
+    fn data() -> Self {
+        Self
+    }
+
+    fn view(_this: Self) -> AnyView {
+        let page = page_resource(Scope::Mine);
+        view! { <MyImagesPage page /> }.into_any()
+    }
+}
+
+/// `/explore`, a lazy route: images creators shared.
+pub struct ExploreRoute;
+
+#[lazy_route]
+impl LazyRoute for ExploreRoute {
+    fn data() -> Self {
+        Self
+    }
+
+    fn view(_this: Self) -> AnyView {
+        let page = page_resource(Scope::Explore);
+        view! { <ExplorePage page /> }.into_any()
+    }
+}
+
+/// `/images/:id`, a lazy route: the image, what made it, its ratings, downloads, and for its
+/// creator sharing and deleting.
+pub struct ImageRoute;
+
+#[lazy_route]
+impl LazyRoute for ImageRoute {
+    fn data() -> Self {
+        Self
+    }
+
+    fn view(_this: Self) -> AnyView {
+        let params = use_params_map();
+        let id = move || params.with(|p| p.get("id").and_then(|s| Uuid::parse_str(&s).ok()));
+        let detail = resource(id, |id| async move {
+            match id {
+                Some(id) => get_image(id).await,
+                None => Err(AppError::not_found("No such image.")),
+            }
+        });
+        view! { <ImagePage detail /> }.into_any()
+    }
+}
+
+/// The signed-in creator's images.
 #[component]
-pub fn MyImagesPage() -> impl IntoView {
+fn MyImagesPage(page: GalleryPage) -> impl IntoView {
     let query = use_query_map();
     let deleted = move || query.with(|q| q.get_str("deleted").is_some());
     view! {
@@ -43,31 +116,30 @@ pub fn MyImagesPage() -> impl IntoView {
                 <p class="form-ok" role="status">"Image deleted."</p>
             </Show>
             <SignedInOnly hint=" to see your images.">
-                <Gallery scope=Scope::Mine />
+                <Gallery scope=Scope::Mine page />
             </SignedInOnly>
         </section>
     }
 }
 
-/// `/explore`: images creators shared.
+/// Images creators shared.
 #[component]
-pub fn ExplorePage() -> impl IntoView {
+fn ExplorePage(page: GalleryPage) -> impl IntoView {
     view! {
         <Title text="Explore" />
         <section class="gallery-page">
             <h1>"Explore"</h1>
             <p class="lede">"What creators shared, newest first."</p>
-            <Gallery scope=Scope::Explore />
+            <Gallery scope=Scope::Explore page />
         </section>
     }
 }
 
-/// A gallery from the page the address names (`?after=`), with more loading on scroll.
+/// A gallery from the page the address names, with more loading on scroll.
 #[component]
-fn Gallery(scope: Scope) -> impl IntoView {
+fn Gallery(scope: Scope, page: GalleryPage) -> impl IntoView {
     let query = use_query_map();
     let after = move || query.with(|q| q.get("after"));
-    let page = Resource::new(after, move |after| gallery_page(scope, after));
     view! {
         <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
             {move || Suspend::new(async move {
@@ -193,18 +265,9 @@ fn CardView(card: Card, eager: bool) -> impl IntoView {
     }
 }
 
-/// `/images/:id`: the image, what made it, its ratings, downloads, and for its creator
-/// sharing and deleting.
+/// The image page.
 #[component]
-pub fn ImagePage() -> impl IntoView {
-    let params = use_params_map();
-    let id = move || params.with(|p| p.get("id").and_then(|s| Uuid::parse_str(&s).ok()));
-    let detail = Resource::new(id, |id| async move {
-        match id {
-            Some(id) => get_image(id).await,
-            None => Err(crate::error::AppError::not_found("No such image.")),
-        }
-    });
+fn ImagePage(detail: PageResource<Result<ImageDetail, AppError>>) -> impl IntoView {
     view! {
         <Suspense fallback=|| view! { <p class="muted">"Loading…"</p> }>
             {move || Suspend::new(async move {

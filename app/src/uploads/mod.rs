@@ -347,6 +347,10 @@ pub struct Asset {
     /// The full-size WebP, once ready.
     pub full_url: Option<String>,
     /// When it was uploaded.
+    #[cfg_attr(
+        feature = "hydrate",
+        serde(deserialize_with = "crate::timestamp::deserialize")
+    )]
     pub created_at: DateTime<Utc>,
 }
 
@@ -365,6 +369,10 @@ pub struct Ticket {
     /// Where to `PUT` the bytes.
     pub url: String,
     /// When the URL stops working.
+    #[cfg_attr(
+        feature = "hydrate",
+        serde(deserialize_with = "crate::timestamp::deserialize")
+    )]
     pub expires_at: DateTime<Utc>,
 }
 

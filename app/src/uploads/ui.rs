@@ -1,18 +1,37 @@
 //! `/assets`: the creator's uploads. Drag files in or pick them; each shows a real progress
 //! bar (the browser's upload progress events), then its state while previews are made, or the
 //! reason it was refused. Uploading needs JavaScript; the list and deleting work without it.
+//!
+//! A lazy route ([`AssetsRoute`]): the page's code, the upload with XMLHttpRequest and its
+//! progress events included, is a WASM chunk the browser fetches only for this page.
 
 use leptos::prelude::*;
 use leptos_meta::Title;
+use leptos_router::{LazyRoute, lazy_route};
 
 use super::{Asset, AssetList, AssetState, DeleteAsset, list_assets, size_label};
 use crate::accounts::ui::SignedInOnly;
+use crate::resource::{PageResource, resource};
+
+/// `/assets`, a lazy route. The list is made at the top of the page, outside the Suspense that
+/// shows it (see `create::ui::CreatePage`).
+pub struct AssetsRoute;
+
+#[lazy_route]
+impl LazyRoute for AssetsRoute {
+    fn data() -> Self {
+        Self
+    }
+
+    fn view(_this: Self) -> AnyView {
+        let list = resource(|| (), |_| list_assets());
+        view! { <AssetsPage list /> }.into_any()
+    }
+}
 
 /// The assets page.
 #[component]
-pub fn AssetsPage() -> impl IntoView {
-    // Made outside the Suspense that shows it (see `create::ui::CreatePage`).
-    let list = Resource::new(|| (), |_| list_assets());
+fn AssetsPage(list: PageResource<Result<AssetList, crate::error::AppError>>) -> impl IntoView {
     view! {
         <Title text="Assets" />
         <section class="assets-page">
@@ -43,7 +62,7 @@ pub struct Pending {
 }
 
 #[component]
-fn Assets(list: Resource<Result<AssetList, crate::error::AppError>>) -> impl IntoView {
+fn Assets(list: PageResource<Result<AssetList, crate::error::AppError>>) -> impl IntoView {
     let pending = RwSignal::new(Vec::<Pending>::new());
     let delete = ServerAction::<DeleteAsset>::new();
     // Refresh the list after a delete.
@@ -211,6 +230,7 @@ mod browser {
 
     use super::Pending;
     use crate::error::AppError;
+    use crate::resource::PageResource;
     use crate::uploads::{AssetList, AssetState, UploadOutcome, get_asset, request_upload};
 
     fn update(pending: RwSignal<Vec<Pending>>, key: u32, f: impl FnOnce(&mut Pending)) {
@@ -225,7 +245,7 @@ mod browser {
     pub fn start(
         files: FileList,
         pending: RwSignal<Vec<Pending>>,
-        list: Resource<Result<AssetList, AppError>>,
+        list: PageResource<Result<AssetList, AppError>>,
     ) {
         let mut batch = Vec::new();
         for i in 0..files.length() {
