@@ -148,7 +148,7 @@ mod tests {
         assert_eq!(ok.t, Utc.with_ymd_and_hms(2026, 11, 22, 14, 5, 3).unwrap());
     }
 
-    #[derive(serde::Deserialize)]
+    #[derive(Debug, serde::Deserialize)]
     struct Wrapper {
         #[serde(deserialize_with = "deserialize")]
         t: DateTime<Utc>,

@@ -571,6 +571,24 @@ async fn run_all(args: &Args) -> Result<String, String> {
             None,
         ),
         (
+            // Dynamic JSON, compressed as it leaves (gzip at the fastest level): the cost of
+            // compressing what cannot be stored compressed.
+            "Gallery server function (page 1), gzip on the fly",
+            Target {
+                compressed: true,
+                headers: vec![
+                    (
+                        "content-type".into(),
+                        "application/x-www-form-urlencoded".into(),
+                    ),
+                    ("accept".into(), "application/json".into()),
+                    ("accept-encoding".into(), "gzip".into()),
+                ],
+                ..json_post(format!("{app}/api/gallery/page"), "scope=explore".into())
+            },
+            None,
+        ),
+        (
             "Gallery server function (Explore, page 500)",
             json_post(
                 format!("{app}/api/gallery/page"),

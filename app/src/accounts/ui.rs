@@ -70,7 +70,7 @@ pub fn use_account() -> Option<AccountContext> {
 /// The error a plain form post to the server function at `path` came back with: the server
 /// redirects to the form's page with it in the query string (`__path`, `__err`). Read the
 /// same way on the server and in the browser, so hydration sees what was rendered.
-fn posted_error(path: &'static str) -> Memo<Option<AppError>> {
+pub(crate) fn posted_error(path: &'static str) -> Memo<Option<AppError>> {
     let query = use_query_map();
     Memo::new(move |_| {
         query.with(|q| {

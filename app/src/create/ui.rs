@@ -120,7 +120,15 @@ fn Studio(data: StudioData) -> impl IntoView {
         leptos::task::spawn_local(submission::__preload_send());
     };
 
-    let server_error = move || answer.with(|v| v.as_ref().and_then(|r| r.clone().err()));
+    // Without JavaScript the form posts to the server function, which redirects back here
+    // with its error in the query string; with it, the answer arrives from `send`.
+    let posted = crate::accounts::ui::posted_error(SubmitGeneration::PATH);
+    let server_error = move || {
+        answer.with(|v| match v {
+            Some(result) => result.clone().err(),
+            None => posted.get(),
+        })
+    };
     let field_message = move |field: &'static str| {
         let local = local_errors.with(|errs| {
             errs.iter()
