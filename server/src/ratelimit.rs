@@ -323,9 +323,15 @@ impl Shared {
     }
 }
 
-/// The limiters of every group. Cheap to clone.
+/// The limiters of every group. Cheap to clone: one reference count, since several
+/// middleware layers hold it and axum clones each layer's state for every request (each
+/// shared counter touched per request is a cache line the two cores pass back and forth).
 #[derive(Clone)]
-pub struct RateLimits {
+pub struct RateLimits(Arc<Parts>);
+
+/// What [`RateLimits`] holds.
+#[derive(Clone)]
+pub struct Parts {
     limiters: Arc<[Limiter<IpAddr>; 3]>,
     /// Per user: free, pro, enterprise allowances, then uploads.
     users: Arc<[Limiter<Uuid>; 4]>,
@@ -350,6 +356,20 @@ fn quota(per_minute: u32) -> Quota {
     Quota::per_minute(n).allow_burst(n)
 }
 
+impl std::ops::Deref for RateLimits {
+    type Target = Parts;
+
+    fn deref(&self) -> &Parts {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for RateLimits {
+    fn deref_mut(&mut self) -> &mut Parts {
+        Arc::make_mut(&mut self.0)
+    }
+}
+
 impl std::fmt::Debug for RateLimits {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RateLimits")
@@ -362,7 +382,7 @@ impl RateLimits {
     /// In-process limiters for `limits` (`RATE_LIMIT_STORE=memory`).
     pub fn new(limits: &Limits) -> Self {
         let [free, pro, enterprise] = limits.tier_api_per_minute;
-        Self {
+        Self(Arc::new(Parts {
             limiters: Arc::new([
                 Limiter::new(Group::Auth, "sc:rl:auth:", limits.auth_per_minute),
                 Limiter::new(
@@ -381,7 +401,7 @@ impl RateLimits {
             trusted: limits.trusted_proxies.clone().into(),
             max_keys: limits.max_keys,
             shared: None,
-        }
+        }))
     }
 
     /// Limiters counted in the Redis at `redis.url`, shared with every instance using it,

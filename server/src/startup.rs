@@ -308,7 +308,7 @@ pub fn build_state(config: &Config, pool: app::db::DbPool) -> Result<AppState, S
         provider = crate::create::provider_name(config),
         "create settings loaded"
     );
-    Ok(AppState {
+    Ok(AppState::new(app::state::AppStateParts {
         db: pool,
         media: crate::storage::media_store(config)?,
         create: std::sync::Arc::new(CreateSettings {
@@ -329,7 +329,7 @@ pub fn build_state(config: &Config, pool: app::db::DbPool) -> Result<AppState, S
             config.uploads.max_bytes,
             config.data_dir.join("tmp").join("uploads"),
         )),
-    })
+    }))
 }
 
 /// The trends cache: a ranking lives five refresh intervals, so pages keep showing the last

@@ -195,7 +195,7 @@ pub fn state_for(db: &TestDb) -> AppState {
     let dir = std::env::temp_dir().join(format!("socialcraft-test-{}", std::process::id()));
     let media =
         app::media::MediaStore::local(&dir.join("media").join(&db.name)).expect("media store");
-    AppState {
+    AppState::new(app::state::AppStateParts {
         db: db.pool(),
         media,
         create: std::sync::Arc::new(app::state::CreateSettings {
@@ -224,7 +224,7 @@ pub fn state_for(db: &TestDb) -> AppState {
             app::uploads::DEFAULT_MAX_UPLOAD_BYTES,
             dir.join("spool").join(&db.name),
         )),
-    }
+    })
 }
 
 /// The application secret of test states.
