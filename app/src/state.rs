@@ -30,7 +30,8 @@ impl Default for CreateSettings {
 /// Everything a server function may need from the host. Cheap to clone: one reference
 /// count. Middleware and every Leptos request clone it, and axum clones each layer's state
 /// per request; with each part its own `Arc`, that was a dozen shared counters touched per
-/// request, and about a tenth of the server's CPU under load (perf, issue 8). Reads go
+/// request, and about a tenth of the server's CPU under load (perf; the command is in
+/// docs/PERFORMANCE.md). Reads go
 /// through `Deref` (`state.db`); a change (tests) copies the parts first.
 #[derive(Clone)]
 pub struct AppState(Arc<AppStateParts>);

@@ -14,7 +14,7 @@ use app::state::AppState;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
-use axum::http::{Request, StatusCode, header};
+use axum::http::{Request, Response, StatusCode, header};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use diesel_async::RunQueryDsl;
@@ -59,6 +59,18 @@ fn with_cookie(mut req: Request<Body>, cookie: &str) -> Request<Body> {
     req.headers_mut()
         .insert(header::COOKIE, cookie.parse().unwrap());
     req
+}
+
+/// Posts the sign-in form for `email` and `password` from `ip`.
+async fn sign_in_from(app: &Router, email: &str, password: &str, ip: [u8; 4]) -> Response<Body> {
+    send(
+        app,
+        from_ip(
+            form_post("/api/auth/sign_in", &credentials(email, password)),
+            ip,
+        ),
+    )
+    .await
 }
 
 fn credentials(email: &str, password: &str) -> String {
@@ -316,15 +328,11 @@ async fn the_sixth_auth_request_in_a_minute_is_429_and_other_ips_are_unaffected(
     assert!((1..=60).contains(&wait), "{wait}");
     assert_eq!(json(res).await["code"], "rate_limited");
     // Another address is not held back by this one.
-    let res = send(
+    let res = sign_in_from(
         &app,
-        from_ip(
-            form_post(
-                "/api/auth/sign_in",
-                &credentials("other@example.com", "wrong password!"),
-            ),
-            [198, 51, 100, 7],
-        ),
+        "other@example.com",
+        "wrong password!",
+        [198, 51, 100, 7],
     )
     .await;
     assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
@@ -338,31 +346,17 @@ async fn five_failures_lock_the_account_even_from_many_addresses() {
     signed_in(&state, "ana@example.com").await;
     signed_in(&state, "bo@example.com").await;
     for i in 0..5u8 {
-        let res = send(
+        let res = sign_in_from(
             &app,
-            from_ip(
-                form_post(
-                    "/api/auth/sign_in",
-                    &credentials("ana@example.com", "not the password"),
-                ),
-                [203, 0, 113, 10 + i],
-            ),
+            "ana@example.com",
+            "not the password",
+            [203, 0, 113, 10 + i],
         )
         .await;
         assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
     }
     // Now even the right password is refused for a while, with the wait in the message.
-    let res = send(
-        &app,
-        from_ip(
-            form_post(
-                "/api/auth/sign_in",
-                &credentials("Ana@Example.com", PASSWORD),
-            ),
-            [203, 0, 113, 99],
-        ),
-    )
-    .await;
+    let res = sign_in_from(&app, "Ana@Example.com", PASSWORD, [203, 0, 113, 99]).await;
     assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
     let body = json(res).await;
     assert_eq!(body["code"], "rate_limited");
@@ -371,17 +365,7 @@ async fn five_failures_lock_the_account_even_from_many_addresses() {
         "{body}"
     );
     // Another account is fine.
-    let res = send(
-        &app,
-        from_ip(
-            form_post(
-                "/api/auth/sign_in",
-                &credentials("bo@example.com", PASSWORD),
-            ),
-            [203, 0, 113, 99],
-        ),
-    )
-    .await;
+    let res = sign_in_from(&app, "bo@example.com", PASSWORD, [203, 0, 113, 99]).await;
     assert_eq!(res.status(), StatusCode::OK);
     assert!(set_cookies(&res).contains_key("sc_access"));
 }
@@ -396,32 +380,18 @@ async fn the_lockout_is_one_count_across_instances() {
     signed_in(&state_a, "ana@example.com").await;
     for i in 0..5u8 {
         let app = if i % 2 == 0 { &app_a } else { &app_b };
-        let res = send(
+        let res = sign_in_from(
             app,
-            from_ip(
-                form_post(
-                    "/api/auth/sign_in",
-                    &credentials("ana@example.com", "not the password"),
-                ),
-                [203, 0, 113, 10 + i],
-            ),
+            "ana@example.com",
+            "not the password",
+            [203, 0, 113, 10 + i],
         )
         .await;
         assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
     }
     // Three failures on one and two on the other are five: both refuse the right password.
     for app in [&app_a, &app_b] {
-        let res = send(
-            app,
-            from_ip(
-                form_post(
-                    "/api/auth/sign_in",
-                    &credentials("ana@example.com", PASSWORD),
-                ),
-                [203, 0, 113, 99],
-            ),
-        )
-        .await;
+        let res = sign_in_from(app, "ana@example.com", PASSWORD, [203, 0, 113, 99]).await;
         assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
     }
     assert_eq!((state_a.auth.lockouts(), state_b.auth.lockouts()), (1, 1));
