@@ -80,8 +80,16 @@ impl Gallery {
             .map(|c| (c.page.clone(), c.loaded.elapsed() < EXPLORE_TTL))
     }
 
-    fn store(&self, position: Option<Position>, page: Arc<Page>) {
+    /// Keeps `page`, loaded while the public version was `version`, unless public content
+    /// changed since: a load that read the database before a share committed must not
+    /// outlive the share's invalidation and serve the old page for a whole TTL.
+    fn store(&self, position: Option<Position>, version: u64, page: Arc<Page>) {
         if let Ok(mut map) = self.explore.write() {
+            // Checked under the write lock, which `explore_changed` also takes after its
+            // bump: either the bump is seen here, or its clear comes after this insert.
+            if self.public_version() != version {
+                return;
+            }
             if map.len() >= EXPLORE_CACHED_PAGES && !map.contains_key(&position) {
                 map.clear();
             }
@@ -186,10 +194,11 @@ pub async fn page(
                     }
                     // Released even if this request is dropped mid-reload (client gone).
                     let _claim = ReloadClaim { gallery, position };
+                    let version = gallery.public_version();
                     let loaded = load_page(state, scope, None, position).await;
                     match loaded {
                         Ok(page) => {
-                            gallery.store(position, Arc::new(page.clone()));
+                            gallery.store(position, version, Arc::new(page.clone()));
                             Ok(page)
                         }
                         // The database is away: the last page is better than an error.
@@ -197,8 +206,9 @@ pub async fn page(
                     }
                 }
                 None => {
+                    let version = gallery.public_version();
                     let page = load_page(state, scope, None, position).await?;
-                    gallery.store(position, Arc::new(page.clone()));
+                    gallery.store(position, version, Arc::new(page.clone()));
                     Ok(page)
                 }
             }
@@ -339,4 +349,37 @@ pub async fn sweep(state: &AppState, older_than: Duration) -> Result<usize, AppE
         return Ok(0);
     }
     free(state, &keys).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn page(next: &str) -> Arc<Page> {
+        Arc::new(Page {
+            items: Vec::new(),
+            next: Some(next.to_owned()),
+        })
+    }
+
+    #[test]
+    fn a_load_that_began_before_a_share_is_not_cached() {
+        let gallery = Gallery::new("test secret, long enough for a key");
+        // A load reads the version, then the database; a share commits and invalidates
+        // before the load finishes.
+        let before = gallery.public_version();
+        gallery.explore_changed();
+        gallery.store(None, before, page("old"));
+        assert!(
+            gallery.cached(None).is_none(),
+            "the pre-share page was kept"
+        );
+
+        // A load that began after the share is kept and fresh.
+        let after = gallery.public_version();
+        gallery.store(None, after, page("new"));
+        let (kept, fresh) = gallery.cached(None).expect("the post-share page is kept");
+        assert_eq!(kept.next.as_deref(), Some("new"));
+        assert!(fresh);
+    }
 }
