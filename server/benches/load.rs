@@ -36,6 +36,19 @@ struct Args {
     connections: Vec<usize>,
     out: Option<PathBuf>,
     oha: String,
+    /// Run only the scenarios whose name contains this (case-insensitive), beside the two
+    /// ceilings; `mixed` selects the mixed scenario. For checking one change quickly.
+    only: Option<String>,
+}
+
+impl Args {
+    fn selects(&self, scenario: &str) -> bool {
+        scenario.starts_with("Ceiling")
+            || self
+                .only
+                .as_ref()
+                .is_none_or(|o| scenario.to_lowercase().contains(&o.to_lowercase()))
+    }
 }
 
 fn args() -> Result<Args, String> {
@@ -45,6 +58,7 @@ fn args() -> Result<Args, String> {
         connections: vec![100, 500, 1000],
         out: None,
         oha: "oha".into(),
+        only: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -65,6 +79,7 @@ fn args() -> Result<Args, String> {
             }
             "--out" => a.out = Some(PathBuf::from(value()?)),
             "--oha" => a.oha = value()?,
+            "--only" => a.only = Some(value()?),
             _ => {}
         }
     }
@@ -631,7 +646,7 @@ async fn run_all(args: &Args) -> Result<String, String> {
     ];
 
     let mut runs = Vec::new();
-    for (name, target, ceiling) in &scenarios {
+    for (name, target, ceiling) in scenarios.iter().filter(|s| args.selects(s.0)) {
         // Warm up: connections, caches, the allocator.
         oha(args, target, 50, 2)?;
         for &c in &args.connections {
@@ -645,7 +660,12 @@ async fn run_all(args: &Args) -> Result<String, String> {
             runs.push(run);
         }
     }
-    for &c in &args.connections {
+    let connections = if args.selects("Mixed") {
+        args.connections.as_slice()
+    } else {
+        &[]
+    };
+    for &c in connections {
         for mut run in mixed(app, &setup, c, args.seconds, false).await? {
             run.ceiling = Some("bare");
             println!(

@@ -2,8 +2,8 @@
 //! handler registered for its kind, keeps its lease alive while it runs, and records the
 //! outcome. Runs inside `serve` by default, or alone as `socialcraft worker`.
 //!
-//! Wake-up is by LISTEN/NOTIFY on the `jobs` channel (a trigger notifies when a job becomes
-//! ready), with polling as the fallback when the listening connection is down or a backoff
+//! Wake-up is by LISTEN/NOTIFY on the `jobs` channel (whoever makes a job ready notifies
+//! after committing: `app::jobs::wake`), with polling as the fallback when the listening connection is down or a backoff
 //! ends. On shutdown, running jobs get a grace period to finish; the rest are released,
 //! uncounted, for another worker.
 
@@ -148,7 +148,7 @@ impl Worker {
         let wake = Arc::new(Notify::new());
         let listener = self.listen_url.map(|url| {
             let wake = wake.clone();
-            tokio::spawn(crate::notify::listen(url, "jobs", move |_| {
+            tokio::spawn(crate::notify::listen(url, app::jobs::CHANNEL, move |_| {
                 wake.notify_one()
             }))
         });

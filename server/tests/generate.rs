@@ -194,6 +194,73 @@ async fn a_rerun_job_keeps_stored_variations_and_never_duplicates_them() {
     assert_eq!(db.count("images").await, 2);
 }
 
+/// Every notification on `channel`, as it arrives, from a LISTEN connection of its own; the
+/// receiver's first message (`None`) says the subscription is in place.
+fn listen(
+    db: &TestDb,
+    channel: &'static str,
+) -> tokio::sync::mpsc::UnboundedReceiver<Option<String>> {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(server::notify::listen(
+        db.url.clone(),
+        channel,
+        move |payload| {
+            let _ = tx.send(payload.map(str::to_owned));
+        },
+    ));
+    rx
+}
+
+/// The next notification's payload, waiting at most `secs`.
+async fn next_note(
+    rx: &mut tokio::sync::mpsc::UnboundedReceiver<Option<String>>,
+    secs: u64,
+) -> Option<String> {
+    tokio::time::timeout(Duration::from_secs(secs), rx.recv())
+        .await
+        .ok()
+        .flatten()
+        .flatten()
+}
+
+#[tokio::test]
+async fn a_submission_and_each_step_of_its_generation_are_announced_after_commit() {
+    let db = TestDb::new().await;
+    let state = state_for(&db);
+    let mut generations = listen(&db, app::create::records::CHANNEL);
+    let mut queue = listen(&db, app::jobs::CHANNEL);
+    for rx in [&mut generations, &mut queue] {
+        let subscribed = tokio::time::timeout(Duration::from_secs(10), rx.recv()).await;
+        assert!(matches!(subscribed, Ok(Some(None))), "listening");
+    }
+    let owner = support::signed_in(&state, "maker@example.com").await.user;
+    let view = service::submit(&state, owner, submission("Spring sale", "linkedin", "1"))
+        .await
+        .unwrap();
+    // No trigger sends these any more: the service does, once the rows are committed.
+    assert_eq!(
+        next_note(&mut queue, 5).await.as_deref(),
+        Some(app::create::GENERATE_JOB)
+    );
+    let id = view.id.to_string();
+    assert_eq!(
+        next_note(&mut generations, 5).await.as_deref(),
+        Some(id.as_str())
+    );
+
+    // The worker announces running, progress and success: at least three more.
+    let worker = start_worker(&db, &state, vec![Arc::new(Builtin)]);
+    let done = wait_final(&state, owner.id, view.id, 60).await;
+    worker.shutdown().await;
+    assert_eq!(done.status, GenerationStatus::Succeeded);
+    let mut seen = 0;
+    while let Some(payload) = next_note(&mut generations, 1).await {
+        assert_eq!(payload, id);
+        seen += 1;
+    }
+    assert!(seen >= 3, "{seen} notifications for the worker's steps");
+}
+
 /// Reads an SSE response to its end: (event name, data) pairs.
 async fn read_events(res: axum::response::Response, secs: u64) -> Vec<(String, serde_json::Value)> {
     let mut body = res.into_body();

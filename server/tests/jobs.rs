@@ -29,6 +29,8 @@ async fn enqueue_many(db: &TestDb, n: usize, max_attempts: i32) -> Vec<i64> {
                 .expect("enqueue"),
         );
     }
+    // As a service does once its transaction has committed.
+    jobs::wake(&mut conn, KIND).await;
     ids
 }
 

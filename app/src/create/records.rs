@@ -295,6 +295,15 @@ pub async fn images_of(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Ve
         .await
 }
 
+/// The channel live progress streams listen on; each payload is a generation id that changed.
+pub const CHANNEL: &str = "generations";
+
+/// Tells every web process that generation `id` changed, so its live streams send the new
+/// state. Called after each change is committed (see [`crate::db::notify`]).
+pub async fn announce(conn: &mut AsyncPgConnection, id: Uuid) {
+    crate::db::notify(conn, &[(CHANNEL, &id.to_string())]).await;
+}
+
 /// The worker picked it up: running, started now (unless an earlier attempt started it).
 pub async fn mark_running(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<()> {
     diesel::update(generations::table.find(id))
@@ -305,6 +314,7 @@ pub async fn mark_running(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult
         ))
         .execute(conn)
         .await?;
+    announce(conn, id).await;
     Ok(())
 }
 
@@ -314,6 +324,7 @@ pub async fn set_progress(conn: &mut AsyncPgConnection, id: Uuid, progress: u8) 
         .set(generations::progress.eq(i32::from(progress.min(100))))
         .execute(conn)
         .await?;
+    announce(conn, id).await;
     Ok(())
 }
 
@@ -340,6 +351,7 @@ pub async fn mark_succeeded(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResu
         ))
         .execute(conn)
         .await?;
+    announce(conn, id).await;
     Ok(())
 }
 
@@ -353,6 +365,7 @@ pub async fn mark_failed(conn: &mut AsyncPgConnection, id: Uuid, reason: &str) -
         ))
         .execute(conn)
         .await?;
+    announce(conn, id).await;
     Ok(())
 }
 
@@ -369,5 +382,6 @@ pub async fn mark_retrying(
         ))
         .execute(conn)
         .await?;
+    announce(conn, id).await;
     Ok(())
 }

@@ -101,6 +101,16 @@ pub async fn submit_with_brand(
                 .map_err(failed)
         })
         .await?;
+    // Announced after the commit, in one statement: see `crate::db::notify`.
+    let id = row.id.to_string();
+    crate::db::notify(
+        &mut conn,
+        &[
+            (records::CHANNEL, &id),
+            (crate::jobs::CHANNEL, GENERATE_JOB),
+        ],
+    )
+    .await;
     tracing::info!(
         generation_id = %row.id,
         user_id = %user.id,

@@ -31,6 +31,34 @@ pub fn query_failed(what: &str, error: diesel::result::Error) -> AppError {
     }
 }
 
+/// Sends each `(channel, payload)` notification, in one statement.
+///
+/// Writers call this after the commit they announce, not from inside their transaction:
+/// PostgreSQL serialises the commits of all transactions that notify (a database-wide lock
+/// held until the commit record is flushed), which capped submissions at about 500 a second
+/// while triggers notified from inside them (docs/PERFORMANCE.md). A statement that only
+/// notifies writes no WAL, so it holds that lock only briefly.
+///
+/// A failure is logged and dropped: every listener also polls, so a lost notification only
+/// delays what it announces.
+pub async fn notify(conn: &mut AsyncPgConnection, notes: &[(&str, &str)]) {
+    use diesel::sql_types::{Array, Text};
+    use diesel_async::RunQueryDsl;
+    if notes.is_empty() {
+        return;
+    }
+    let (channels, payloads): (Vec<&str>, Vec<&str>) = notes.iter().copied().unzip();
+    let sent =
+        diesel::sql_query("SELECT pg_notify(c, p) FROM unnest($1::text[], $2::text[]) AS n(c, p)")
+            .bind::<Array<Text>, _>(channels)
+            .bind::<Array<Text>, _>(payloads)
+            .execute(conn)
+            .await;
+    if let Err(e) = sent {
+        tracing::warn!(error = %e, "could not send notifications; listeners will poll");
+    }
+}
+
 /// Lets a transaction whose body returns `AppError` (a rule refused, not only a query
 /// failed) be rolled back on either; the query's failure is logged and classified as above.
 impl From<diesel::result::Error> for AppError {

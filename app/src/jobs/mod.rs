@@ -2,7 +2,9 @@
 //!
 //! Semantics, which the worker in `server` builds on:
 //! - `enqueue` inserts a `queued` job; it takes a connection, so a service can enqueue in the
-//!   same transaction as the rows the job will work on (nothing is lost between them).
+//!   same transaction as the rows the job will work on (nothing is lost between them), and
+//!   `wake`s the workers once it has committed. `release` and `retry_dead` wake them
+//!   themselves.
 //! - `claim` takes ready jobs with `FOR UPDATE SKIP LOCKED`, so concurrent workers never take
 //!   the same job, and marks them `running` under a lease owned by the worker. A `running` job
 //!   whose lease ran out (its worker died) is ready again; if that was its last attempt it is
@@ -16,9 +18,9 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use diesel::QueryableByName;
 use diesel::result::QueryResult;
 use diesel::sql_types::{Array, BigInt, Bool, Double, Integer, Jsonb, Text};
+use diesel::{OptionalExtension, QueryableByName};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
 /// The default number of attempts before a job is dead-lettered.
@@ -101,7 +103,19 @@ fn secs(d: Duration) -> f64 {
     d.as_secs_f64()
 }
 
-/// Adds a job and returns its id.
+/// The channel idle workers listen on; each payload is the kind of a job that became ready.
+pub const CHANNEL: &str = "jobs";
+
+/// Wakes idle workers for a job of `kind` that just became ready.
+///
+/// Call it after the commit that queued the job (see [`crate::db::notify`] for why not
+/// inside it). A retry with backoff is not announced: it is not ready yet, and the worker's
+/// poll finds it when it is.
+pub async fn wake(conn: &mut AsyncPgConnection, kind: &str) {
+    crate::db::notify(conn, &[(CHANNEL, kind)]).await;
+}
+
+/// Adds a job and returns its id. Inside a transaction, [`wake`] the workers after it commits.
 pub async fn enqueue(
     conn: &mut AsyncPgConnection,
     kind: &str,
@@ -259,18 +273,39 @@ pub async fn fail(
     })
 }
 
-/// Gives job `id` back without counting the attempt (a worker shutting down).
+/// Gives job `id` back without counting the attempt (a worker shutting down), and wakes
+/// another worker for it.
 pub async fn release(conn: &mut AsyncPgConnection, id: i64, worker: &str) -> QueryResult<bool> {
-    let n = diesel::sql_query(
+    let kind: Option<Kind> = diesel::sql_query(
         "UPDATE jobs SET status = 'queued', attempts = greatest(attempts - 1, 0), \
              locked_by = NULL, lease_until = NULL, run_at = now(), updated_at = now() \
-         WHERE id = $1 AND locked_by = $2 AND status = 'running'",
+         WHERE id = $1 AND locked_by = $2 AND status = 'running' \
+         RETURNING kind",
     )
     .bind::<BigInt, _>(id)
     .bind::<Text, _>(worker)
-    .execute(conn)
-    .await?;
-    Ok(n == 1)
+    .get_result(conn)
+    .await
+    .optional()?;
+    woken(conn, kind).await
+}
+
+/// The kind of a job an update made ready.
+#[derive(QueryableByName)]
+struct Kind {
+    #[diesel(sql_type = Text)]
+    kind: String,
+}
+
+/// Wakes workers for the job an update returned, if it returned one; whether it did.
+async fn woken(conn: &mut AsyncPgConnection, kind: Option<Kind>) -> QueryResult<bool> {
+    match kind {
+        Some(k) => {
+            wake(conn, &k.kind).await;
+            Ok(true)
+        }
+        None => Ok(false),
+    }
 }
 
 /// Dead-lettered jobs, most recent first.
@@ -283,17 +318,20 @@ pub async fn list_dead(conn: &mut AsyncPgConnection, limit: i64) -> QueryResult<
     .await
 }
 
-/// Re-queues dead job `id` with a fresh set of attempts. `false` if it is not dead.
+/// Re-queues dead job `id` with a fresh set of attempts, and wakes a worker for it. `false`
+/// if it is not dead.
 pub async fn retry_dead(conn: &mut AsyncPgConnection, id: i64) -> QueryResult<bool> {
-    let n = diesel::sql_query(
+    let kind: Option<Kind> = diesel::sql_query(
         "UPDATE jobs SET status = 'queued', attempts = 0, run_at = now(), finished_at = NULL, \
              updated_at = now() \
-         WHERE id = $1 AND status = 'dead'",
+         WHERE id = $1 AND status = 'dead' \
+         RETURNING kind",
     )
     .bind::<BigInt, _>(id)
-    .execute(conn)
-    .await?;
-    Ok(n == 1)
+    .get_result(conn)
+    .await
+    .optional()?;
+    woken(conn, kind).await
 }
 
 /// One job by id.

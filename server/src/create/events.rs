@@ -31,7 +31,7 @@ const MAX_STREAM: Duration = Duration::from_secs(15 * 60);
 
 /// Feeds `changes` from the `generations` notification channel until the task is dropped.
 pub async fn forward_changes(url: String, changes: service::Changes) {
-    crate::notify::listen(url, "generations", move |payload| {
+    crate::notify::listen(url, app::create::records::CHANNEL, move |payload| {
         if let Some(id) = payload.and_then(|p| Uuid::parse_str(p).ok()) {
             changes.notify(id);
         }
