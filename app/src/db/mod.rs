@@ -35,9 +35,9 @@ pub fn query_failed(what: &str, error: diesel::result::Error) -> AppError {
 ///
 /// Writers call this after the commit they announce, not from inside their transaction:
 /// PostgreSQL serialises the commits of all transactions that notify (a database-wide lock
-/// held until the commit record is flushed), which capped submissions at about 500 a second
-/// while triggers notified from inside them (docs/PERFORMANCE.md). A statement that only
-/// notifies writes no WAL, so it holds that lock only briefly.
+/// held until the commit record is flushed), which caps one-row inserts that notify at about
+/// 3,000 a second with fsync on (docs/PERFORMANCE.md). A statement that only notifies writes
+/// no WAL, so it holds that lock only briefly.
 ///
 /// A failure is logged and dropped: every listener also polls, so a lost notification only
 /// delays what it announces.
