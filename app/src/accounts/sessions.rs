@@ -289,17 +289,13 @@ pub async fn refresh(
 pub const REVOKED_CHANNEL: &str = "sessions_revoked";
 
 async fn announce(conn: &mut AsyncPgConnection, ids: &[Uuid]) -> QueryResult<()> {
-    if ids.is_empty() {
-        return Ok(());
-    }
     let ids: Vec<String> = ids.iter().map(Uuid::to_string).collect();
+    let notes: Vec<(&str, &str)> = ids
+        .iter()
+        .map(|id| (REVOKED_CHANNEL, id.as_str()))
+        .collect();
     // Sent at commit when inside a transaction, so a rolled-back revocation says nothing.
-    diesel::sql_query("SELECT pg_notify($1, id) FROM unnest($2::text[]) AS id")
-        .bind::<diesel::sql_types::Text, _>(REVOKED_CHANNEL)
-        .bind::<diesel::sql_types::Array<diesel::sql_types::Text>, _>(ids)
-        .execute(conn)
-        .await
-        .map(|_| ())
+    crate::db::send_notifications(conn, &notes).await
 }
 
 async fn end_one(

@@ -42,21 +42,29 @@ pub fn query_failed(what: &str, error: diesel::result::Error) -> AppError {
 /// A failure is logged and dropped: every listener also polls, so a lost notification only
 /// delays what it announces.
 pub async fn notify(conn: &mut AsyncPgConnection, notes: &[(&str, &str)]) {
+    if let Err(e) = send_notifications(conn, notes).await {
+        tracing::warn!(error = %e, "could not send notifications; listeners will poll");
+    }
+}
+
+/// Sends each `(channel, payload)` notification in one statement, or fails. Inside a
+/// transaction they go out at its commit, and not at all if it rolls back.
+pub async fn send_notifications(
+    conn: &mut AsyncPgConnection,
+    notes: &[(&str, &str)],
+) -> diesel::QueryResult<()> {
     use diesel::sql_types::{Array, Text};
     use diesel_async::RunQueryDsl;
     if notes.is_empty() {
-        return;
+        return Ok(());
     }
     let (channels, payloads): (Vec<&str>, Vec<&str>) = notes.iter().copied().unzip();
-    let sent =
-        diesel::sql_query("SELECT pg_notify(c, p) FROM unnest($1::text[], $2::text[]) AS n(c, p)")
-            .bind::<Array<Text>, _>(channels)
-            .bind::<Array<Text>, _>(payloads)
-            .execute(conn)
-            .await;
-    if let Err(e) = sent {
-        tracing::warn!(error = %e, "could not send notifications; listeners will poll");
-    }
+    diesel::sql_query("SELECT pg_notify(c, p) FROM unnest($1::text[], $2::text[]) AS n(c, p)")
+        .bind::<Array<Text>, _>(channels)
+        .bind::<Array<Text>, _>(payloads)
+        .execute(conn)
+        .await
+        .map(|_| ())
 }
 
 /// Lets a transaction whose body returns `AppError` (a rule refused, not only a query

@@ -201,7 +201,8 @@ pub enum Recorded {
 
 /// Records `user`'s asset on the content `blob`, creating the blob row if no one has stored
 /// this content yet, and enqueues the variants job for a new blob: all in one transaction, so
-/// a failure leaves no rows; the workers are woken after the commit. A blob that existed gets its `duplicates` count raised.
+/// a failure leaves no rows. A blob that existed gets its `duplicates` count raised. The
+/// caller wakes the workers ([`crate::jobs::wake`]) once this has committed a new blob.
 pub async fn record(
     conn: &mut AsyncPgConnection,
     user: Uuid,
@@ -210,83 +211,75 @@ pub async fn record(
 ) -> QueryResult<Recorded> {
     let blob = blob.clone();
     let filename = filename.to_owned();
-    let recorded = conn
-        .transaction::<_, diesel::result::Error, _>(async move |conn| {
-            let mut created = false;
-            let row = loop {
-                created |= diesel::insert_into(upload_blobs::table)
-                    .values(&blob)
-                    .on_conflict_do_nothing()
-                    .execute(conn)
-                    .await?
-                    == 1;
-                // Lock the content's row: a delete that would bring it to zero references waits
-                // for us, and then sees our reference. If a delete took it between the insert and
-                // the lock, insert it again.
-                let locked: Option<BlobRow> = upload_blobs::table
-                    .find(blob.sha256)
-                    .select(BlobRow::as_select())
-                    .for_update()
-                    .first(conn)
-                    .await
-                    .optional()?;
-                if let Some(row) = locked {
-                    break row;
-                }
-            };
-            let inserted: Option<AssetRow> = diesel::insert_into(assets::table)
-                .values((
-                    assets::user_id.eq(user),
-                    assets::sha256.eq(blob.sha256),
-                    assets::filename.eq(&filename),
-                    assets::bytes.eq(blob.bytes),
-                ))
-                .on_conflict((assets::user_id, assets::sha256))
-                .do_nothing()
-                .returning(AssetRow::as_returning())
-                .get_result(conn)
+    conn.transaction::<_, diesel::result::Error, _>(async move |conn| {
+        let mut created = false;
+        let row = loop {
+            created |= diesel::insert_into(upload_blobs::table)
+                .values(&blob)
+                .on_conflict_do_nothing()
+                .execute(conn)
+                .await?
+                == 1;
+            // Lock the content's row: a delete that would bring it to zero references waits
+            // for us, and then sees our reference. If a delete took it between the insert and
+            // the lock, insert it again.
+            let locked: Option<BlobRow> = upload_blobs::table
+                .find(blob.sha256)
+                .select(BlobRow::as_select())
+                .for_update()
+                .first(conn)
                 .await
                 .optional()?;
-            if !created {
-                count_duplicate(conn, blob.sha256).await?;
+            if let Some(row) = locked {
+                break row;
             }
-            match inserted {
-                Some(asset) => {
-                    if created {
-                        let payload = serde_json::json!({ "sha256": blob.sha256 });
-                        crate::jobs::enqueue(
-                            conn,
-                            super::VARIANTS_JOB,
-                            &payload,
-                            crate::jobs::DEFAULT_MAX_ATTEMPTS,
-                        )
-                        .await?;
-                    }
-                    Ok(Recorded::Created {
-                        asset,
-                        blob: row,
-                        blob_created: created,
-                    })
+        };
+        let inserted: Option<AssetRow> = diesel::insert_into(assets::table)
+            .values((
+                assets::user_id.eq(user),
+                assets::sha256.eq(blob.sha256),
+                assets::filename.eq(&filename),
+                assets::bytes.eq(blob.bytes),
+            ))
+            .on_conflict((assets::user_id, assets::sha256))
+            .do_nothing()
+            .returning(AssetRow::as_returning())
+            .get_result(conn)
+            .await
+            .optional()?;
+        if !created {
+            count_duplicate(conn, blob.sha256).await?;
+        }
+        match inserted {
+            Some(asset) => {
+                if created {
+                    let payload = serde_json::json!({ "sha256": blob.sha256 });
+                    crate::jobs::enqueue(
+                        conn,
+                        super::VARIANTS_JOB,
+                        &payload,
+                        crate::jobs::DEFAULT_MAX_ATTEMPTS,
+                    )
+                    .await?;
                 }
-                None => {
-                    let asset = assets::table
-                        .filter(assets::user_id.eq(user))
-                        .filter(assets::sha256.eq(blob.sha256))
-                        .select(AssetRow::as_select())
-                        .first(conn)
-                        .await?;
-                    Ok(Recorded::Existing { asset, blob: row })
-                }
+                Ok(Recorded::Created {
+                    asset,
+                    blob: row,
+                    blob_created: created,
+                })
             }
-        })
-        .await?;
-    if let Recorded::Created {
-        blob_created: true, ..
-    } = &recorded
-    {
-        crate::jobs::wake(conn, super::VARIANTS_JOB).await;
-    }
-    Ok(recorded)
+            None => {
+                let asset = assets::table
+                    .filter(assets::user_id.eq(user))
+                    .filter(assets::sha256.eq(blob.sha256))
+                    .select(AssetRow::as_select())
+                    .first(conn)
+                    .await?;
+                Ok(Recorded::Existing { asset, blob: row })
+            }
+        }
+    })
+    .await
 }
 
 /// Counts one upload that found its content already stored.

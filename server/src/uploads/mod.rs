@@ -293,7 +293,7 @@ async fn upload(
     let (key, width, height) = new_blob;
     let recorded = {
         let mut conn = state.conn().await?;
-        records::record(
+        let recorded = records::record(
             &mut conn,
             user.id,
             filename,
@@ -306,7 +306,15 @@ async fn upload(
                 original_key: &key,
             },
         )
-        .await
+        .await;
+        // The variants job is queued inside that transaction; wake a worker now it is committed.
+        if let Ok(Recorded::Created {
+            blob_created: true, ..
+        }) = &recorded
+        {
+            app::jobs::wake(&mut conn, app::uploads::VARIANTS_JOB).await;
+        }
+        recorded
     };
     let recorded = match recorded {
         Ok(r) => r,
