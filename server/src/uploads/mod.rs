@@ -283,7 +283,22 @@ async fn upload(
                 claims.prefix,
                 claims.mime.ext()
             );
-            state.media.put_file(&key, &spool.0).await.map_err(|e| {
+            // An SVG is stored as rebuilt, never as sent (see `svg`).
+            let clean = match &inspected.sanitized {
+                Some(svg) => {
+                    let clean = Spool(spool.0.with_extension("clean"));
+                    tokio::fs::write(&clean.0, svg.as_bytes())
+                        .await
+                        .map_err(|e| {
+                            tracing::error!(error = %e, "could not write a sanitised upload");
+                            AppError::unavailable()
+                        })?;
+                    Some(clean)
+                }
+                None => None,
+            };
+            let source = clean.as_ref().map_or(&spool.0, |c| &c.0);
+            state.media.put_file(&key, source).await.map_err(|e| {
                 tracing::error!(error = %e, "could not store an upload");
                 AppError::unavailable()
             })?;
@@ -300,6 +315,7 @@ async fn upload(
             NewBlob {
                 sha256: &sha256,
                 mime: claims.mime.as_str(),
+                // The upload's size, which the quota counts (a rebuilt SVG's differs a little).
                 bytes: claims.size as i64,
                 width,
                 height,
