@@ -997,3 +997,86 @@ async fn svg_inspection_stays_within_its_memory_budget_and_the_process_stays_up(
     let _ = stop.send(());
     let _ = task.await;
 }
+
+/// Issue 16: an upload whose commit went through but whose answer was lost (the connection
+/// dropped while PostgreSQL waited after committing) is answered as stored, keeps its file
+/// and its storage, instead of "briefly unavailable, try again".
+///
+/// Real parts only: a trigger makes the recording transaction's commit wait for a
+/// synchronous standby that does not exist, which PostgreSQL does after the commit is
+/// durable; the test then terminates that server process, as a network cut would.
+#[tokio::test]
+async fn an_upload_committed_whose_answer_was_lost_is_answered_as_stored() {
+    let db = TestDb::new().await;
+    let state = state_for(&db);
+    let router = app(&state);
+    let me = signed_in(&state, "lost@example.com").await;
+    db.batch(
+        "CREATE FUNCTION wait_for_standby() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN PERFORM set_config('synchronous_commit', 'on', true); RETURN NEW; END $$;
+         CREATE TRIGGER wait_for_standby AFTER INSERT ON assets
+         FOR EACH ROW EXECUTE FUNCTION wait_for_standby();",
+    )
+    .await;
+    // Every other commit in the cluster (other tests share it) stays local.
+    db.exec("ALTER SYSTEM SET synchronous_commit = 'local'")
+        .await;
+    db.exec("SELECT pg_reload_conf()").await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    db.exec("ALTER SYSTEM SET synchronous_standby_names = 'nobody'")
+        .await;
+    db.exec("SELECT pg_reload_conf()").await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let bytes = png(24, 24);
+    let size = bytes.len() as i64;
+    let url = ticket(&router, &me, "lost.png", bytes.len(), "image/png", None)
+        .await
+        .unwrap();
+    let put_task = {
+        let router = router.clone();
+        let me = me.clone();
+        tokio::spawn(async move { put(&router, &me, &url, bytes).await })
+    };
+    // Wait for the commit to be waiting, then cut its connection.
+    let mut terminated = false;
+    for _ in 0..100 {
+        #[derive(diesel::QueryableByName)]
+        struct Cut {
+            #[diesel(sql_type = diesel::sql_types::Bool)]
+            done: bool,
+        }
+        use diesel_async::RunQueryDsl;
+        let mut c = db.conn().await;
+        let rows: Vec<Cut> = diesel::sql_query(format!(
+            "SELECT pg_terminate_backend(pid) AS done FROM pg_stat_activity \
+             WHERE datname = '{}' AND wait_event = 'SyncRep'",
+            db.name
+        ))
+        .load(&mut c)
+        .await
+        .unwrap();
+        if rows.iter().any(|r| r.done) {
+            terminated = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let answered = tokio::time::timeout(Duration::from_secs(20), put_task).await;
+    // Put the cluster back before judging.
+    db.exec("ALTER SYSTEM RESET synchronous_standby_names")
+        .await;
+    db.exec("SELECT pg_reload_conf()").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    db.exec("ALTER SYSTEM RESET synchronous_commit").await;
+    db.exec("SELECT pg_reload_conf()").await;
+
+    assert!(terminated, "the recording commit never waited");
+    let (status, body) = answered.expect("the upload answered").unwrap();
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(db.count("assets").await, 1);
+    assert_eq!(storage_used(&db, me.user.id).await, size);
+    let (got, _, file) = fetch(&router, body["asset"]["original_url"].as_str().unwrap()).await;
+    assert_eq!(got, StatusCode::OK);
+    assert!(!file.is_empty());
+}
