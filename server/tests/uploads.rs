@@ -662,14 +662,22 @@ async fn a_clean_svg_is_kept_and_drawn_for_its_variants() {
     let router = app(&state);
     let (stop, task) = start_worker(&db, &state);
     let me = signed_in(&state, "svg@example.com").await;
-    let drawing = br##"<svg xmlns="http://www.w3.org/2000/svg" width="64" height="64"><rect width="64" height="64" fill="#2a9d8f"/><circle cx="32" cy="32" r="20" fill="#e76f51"/></svg>"##.to_vec();
+    // With what an editor adds and the sanitiser leaves out or rewrites: a comment, metadata,
+    // single quotes, an entity, self-closing tags.
+    let drawing = br##"<?xml version="1.0"?><!-- Made with an editor --><svg xmlns="http://www.w3.org/2000/svg" width="64" height="64"><metadata><rdf xmlns="urn:x"/></metadata><title>Tom &amp; Jerry</title><rect width='64' height="64" fill="#2a9d8f"/><circle cx="32" cy="32" r="20" fill="#e76f51"/></svg>"##.to_vec();
     let (s, v) = upload(&router, &me, "logo.svg", "image/svg+xml", drawing.clone()).await;
     assert_eq!(s, StatusCode::CREATED, "{v}");
     let id = v["asset"]["id"].as_str().unwrap().to_owned();
     let ready = wait_ready(&router, &me, &id).await;
     assert_eq!(ready["state"], "Ready", "{ready}");
     let (_, h, body) = fetch(&router, ready["original_url"].as_str().unwrap()).await;
-    assert_eq!(body, drawing);
+    // Issue 16: the original stored and served is the sanitised document, not the upload.
+    let sanitised = server::uploads::svg::sanitize(std::str::from_utf8(&drawing).unwrap())
+        .unwrap()
+        .svg;
+    assert_eq!(String::from_utf8(body).unwrap(), sanitised);
+    assert_ne!(sanitised.as_bytes(), &drawing[..]);
+    assert!(!sanitised.contains("editor") && !sanitised.contains("metadata"));
     assert_eq!(h["content-type"], "image/svg+xml");
     assert!(
         h["content-disposition"]
@@ -787,4 +795,288 @@ async fn brand_kits_take_only_their_owners_logo_and_travel_with_a_generation() {
     );
     let _ = stop.send(());
     let _ = task.await;
+}
+
+/// An SVG `<svg>` document around `body`, as bytes.
+fn svg_doc(prolog: &str, body: &str) -> Vec<u8> {
+    format!(
+        r##"{prolog}<svg xmlns="http://www.w3.org/2000/svg" width="16" height="16">{body}<rect width="16" height="16" fill="#2a9d8f"/></svg>"##
+    )
+    .into_bytes()
+}
+
+#[tokio::test]
+async fn svg_declarations_are_refused_sniffing_agrees_with_parsing_and_css_is_tokenized() {
+    let db = TestDb::new().await;
+    let state = state_for(&db);
+    let router = app(&state);
+    let me = signed_in(&state, "xml@example.com").await;
+    let laughs = {
+        let mut d = String::from(r#"<!DOCTYPE svg [<!ENTITY a0 "lol">"#);
+        for i in 1..10 {
+            d.push_str(&format!(
+                r#"<!ENTITY a{i} "{}">"#,
+                format!("&a{};", i - 1).repeat(10)
+            ));
+        }
+        d.push_str("]>");
+        d
+    };
+    let utf16: Vec<u8> =
+        "\u{feff}<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"4\" height=\"4\"/>"
+            .encode_utf16()
+            .flat_map(u16::to_le_bytes)
+            .collect();
+    let refused: Vec<(&str, Vec<u8>, StatusCode, &str)> = vec![
+        ("billion laughs", svg_doc(&laughs, "<text>&a9;</text>"), StatusCode::UNPROCESSABLE_ENTITY, codes::SVG_DOCTYPE),
+        (
+            "external entity",
+            svg_doc(r#"<!DOCTYPE svg [<!ENTITY x SYSTEM "file:///etc/passwd">]>"#, "<text>&x;</text>"),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            codes::SVG_DOCTYPE,
+        ),
+        (
+            "parameter entity",
+            svg_doc(r#"<!DOCTYPE svg [<!ENTITY % p SYSTEM "https://evil.example/x.dtd"> %p;]>"#, ""),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            codes::SVG_DOCTYPE,
+        ),
+        (
+            "lower-case doctype",
+            svg_doc(r#"<!doctype svg [<!entity x "y">]>"#, ""),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            codes::SVG_DOCTYPE,
+        ),
+        (
+            "BOM, declaration and PI before a DOCTYPE",
+            svg_doc("\u{feff}<?xml version=\"1.0\"?><?x y?><!DOCTYPE svg [<!ENTITY x \"y\">]>", ""),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            codes::SVG_DOCTYPE,
+        ),
+        ("an entity declared inside", svg_doc("", r#"<!ENTITY x "y">"#), StatusCode::UNPROCESSABLE_ENTITY, codes::SVG_DOCTYPE),
+        ("an undeclared entity", svg_doc("", "<text>&xxe;</text>"), StatusCode::UNPROCESSABLE_ENTITY, codes::SVG_INVALID),
+        ("UTF-16", utf16, StatusCode::UNSUPPORTED_MEDIA_TYPE, codes::UNSUPPORTED_TYPE),
+        (
+            "<svg only in a comment",
+            br#"<!-- <svg xmlns="http://www.w3.org/2000/svg"> --><html><script>alert(1)</script></html>"#.to_vec(),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            codes::UNSUPPORTED_TYPE,
+        ),
+        (
+            "<svg only in a PI",
+            br#"<?x <svg xmlns="http://www.w3.org/2000/svg"> ?><html/>"#.to_vec(),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            codes::UNSUPPORTED_TYPE,
+        ),
+        (
+            "<svg only after a > inside an entity value",
+            br#"<!DOCTYPE html [<!ENTITY a "> <svg xmlns='http://www.w3.org/2000/svg'>">]><html/>"#.to_vec(),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            codes::UNSUPPORTED_TYPE,
+        ),
+        (
+            "<svg only in an internal subset",
+            br#"<!DOCTYPE html [<!ENTITY e "<svg xmlns='http://www.w3.org/2000/svg'>">]><html>&e;</html>"#.to_vec(),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            codes::UNSUPPORTED_TYPE,
+        ),
+        ("css escape u\\72l(", svg_doc("", r"<style>rect { fill: u\72l(https://evil.example/p) }</style>"), StatusCode::UNPROCESSABLE_ENTITY, codes::SVG_UNSAFE),
+        ("css escape \\75 rl(", svg_doc("", r#"<rect style="fill: \75 rl(https://evil.example/p)"/>"#), StatusCode::UNPROCESSABLE_ENTITY, codes::SVG_UNSAFE),
+        ("css escape @\\69mport", svg_doc("", r"<style>@\69mport 'https://evil.example/c.css';</style>"), StatusCode::UNPROCESSABLE_ENTITY, codes::SVG_UNSAFE),
+        ("css image-set", svg_doc("", r"<style>rect { fill: image-set('https://evil.example/a.png' 1x) }</style>"), StatusCode::UNPROCESSABLE_ENTITY, codes::SVG_UNSAFE),
+    ];
+    for (what, bytes, status, expected) in refused {
+        let (got, body) = upload(&router, &me, "x.svg", "image/svg+xml", bytes).await;
+        assert_eq!((got, code(&body)), (status, expected), "{what}: {body}");
+        assert!(!body["message"].as_str().unwrap_or("").is_empty(), "{what}");
+    }
+    assert_eq!(db.count("assets").await, 0);
+    assert_eq!(db.count("upload_blobs").await, 0);
+    assert_eq!(files_under(&media_root(&state, &db)), Vec::<String>::new());
+
+    // What is harmless is taken, and stored without it.
+    let taken: Vec<(&str, Vec<u8>)> = vec![
+        (
+            "a bare DOCTYPE, as Illustrator writes",
+            svg_doc(
+                "<?xml version=\"1.0\"?>\n<!DOCTYPE svg PUBLIC \"-//W3C//DTD SVG 1.1//EN\" \"http://www.w3.org/Graphics/SVG/1.1/DTD/svg11.dtd\">\n",
+                "",
+            ),
+        ),
+        (
+            "a DOCTYPE inside a comment",
+            svg_doc("<!-- <!DOCTYPE svg [<!ENTITY x 'y'>]> -->", ""),
+        ),
+        (
+            "an ENTITY inside CDATA",
+            svg_doc(
+                "",
+                "<style><![CDATA[ /* <!ENTITY x 'y'> */ circle { fill: url(#g) } ]]></style>",
+            ),
+        ),
+    ];
+    for (what, bytes) in taken {
+        let (got, body) = upload(&router, &me, "x.svg", "image/svg+xml", bytes).await;
+        assert_eq!(got, StatusCode::CREATED, "{what}: {body}");
+        let (_, _, stored) = fetch(&router, body["asset"]["original_url"].as_str().unwrap()).await;
+        let stored = String::from_utf8(stored).unwrap();
+        assert!(
+            stored.starts_with("<svg") && !stored.contains("<!"),
+            "{what}: {stored}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn svg_inspection_stays_within_its_memory_budget_and_the_process_stays_up() {
+    let db = TestDb::new().await;
+    let state = state_for(&db);
+    let router = app(&state);
+    let me = signed_in(&state, "budget@example.com").await;
+    let use_bomb = {
+        let mut b = String::from(r#"<defs><rect id="l0" width="1" height="1"/>"#);
+        for i in 1..10 {
+            b.push_str(&format!(r#"<g id="l{i}">"#));
+            for _ in 0..10 {
+                b.push_str(&format!(r##"<use href="#l{}"/>"##, i - 1));
+            }
+            b.push_str("</g>");
+        }
+        b.push_str(r##"</defs><use href="#l9"/>"##);
+        b
+    };
+    let cases: Vec<(&str, String)> = vec![
+        ("use bomb", use_bomb),
+        ("50,000 nested groups", format!("{}{}", "<g>".repeat(50_000), "</g>".repeat(50_000))),
+        ("100,000 attributes on one element", format!("<rect{}/>", (0..100_000).map(|i| format!(" a{i}=\"\"")).collect::<String>())),
+        (
+            "a pattern tile 100,000 units a side",
+            r##"<defs><pattern id="p" width="100000" height="100000" patternUnits="userSpaceOnUse"><rect width="9" height="9"/></pattern></defs><rect width="16" height="16" fill="url(#p)"/>"##.to_owned(),
+        ),
+        (
+            "twenty nested layers, each 25 canvases",
+            format!(
+                "{}<rect x=\"-32\" y=\"-32\" width=\"80\" height=\"80\"/>{}",
+                r#"<g opacity="0.9">"#.repeat(20),
+                "</g>".repeat(20)
+            ),
+        ),
+    ];
+    for (what, body) in cases {
+        let (got, v) = upload(&router, &me, "x.svg", "image/svg+xml", svg_doc("", &body)).await;
+        assert_eq!(
+            (got, code(&v)),
+            (StatusCode::UNPROCESSABLE_ENTITY, codes::SVG_TOO_COMPLEX),
+            "{what}: {v}"
+        );
+        assert!(
+            v["message"].as_str().unwrap_or("").contains("too complex"),
+            "{what}: {v}"
+        );
+    }
+    assert_eq!(db.count("assets").await, 0);
+    assert_eq!(files_under(&media_root(&state, &db)), Vec::<String>::new());
+    // Still up, and a drawing at the edge of the limits goes through and is drawn.
+    let (stop, task) = start_worker(&db, &state);
+    let edge = format!(
+        r##"{}<defs><circle id="d" r="2"/></defs><g opacity="0.5"><use href="#d" x="4" y="4"/></g>{}"##,
+        "<g>".repeat(90),
+        "</g>".repeat(90)
+    );
+    let (got, v) = upload(
+        &router,
+        &me,
+        "edge.svg",
+        "image/svg+xml",
+        svg_doc("", &edge),
+    )
+    .await;
+    assert_eq!(got, StatusCode::CREATED, "{v}");
+    let ready = wait_ready(&router, &me, v["asset"]["id"].as_str().unwrap()).await;
+    assert_eq!(ready["state"], "Ready", "{ready}");
+    let _ = stop.send(());
+    let _ = task.await;
+}
+
+/// Issue 16: an upload whose commit went through but whose answer was lost (the connection
+/// dropped while PostgreSQL waited after committing) is answered as stored, keeps its file
+/// and its storage, instead of "briefly unavailable, try again".
+///
+/// Real parts only: a trigger makes the recording transaction's commit wait for a
+/// synchronous standby that does not exist, which PostgreSQL does after the commit is
+/// durable; the test then terminates that server process, as a network cut would.
+#[tokio::test]
+async fn an_upload_committed_whose_answer_was_lost_is_answered_as_stored() {
+    let db = TestDb::new().await;
+    let state = state_for(&db);
+    let router = app(&state);
+    let me = signed_in(&state, "lost@example.com").await;
+    db.batch(
+        "CREATE FUNCTION wait_for_standby() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN PERFORM set_config('synchronous_commit', 'on', true); RETURN NEW; END $$;
+         CREATE TRIGGER wait_for_standby AFTER INSERT ON assets
+         FOR EACH ROW EXECUTE FUNCTION wait_for_standby();",
+    )
+    .await;
+    // Every other commit in the cluster (other tests share it) stays local.
+    db.exec("ALTER SYSTEM SET synchronous_commit = 'local'")
+        .await;
+    db.exec("SELECT pg_reload_conf()").await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    db.exec("ALTER SYSTEM SET synchronous_standby_names = 'nobody'")
+        .await;
+    db.exec("SELECT pg_reload_conf()").await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let bytes = png(24, 24);
+    let size = bytes.len() as i64;
+    let url = ticket(&router, &me, "lost.png", bytes.len(), "image/png", None)
+        .await
+        .unwrap();
+    let put_task = {
+        let router = router.clone();
+        let me = me.clone();
+        tokio::spawn(async move { put(&router, &me, &url, bytes).await })
+    };
+    // Wait for the commit to be waiting, then cut its connection.
+    let mut terminated = false;
+    for _ in 0..100 {
+        #[derive(diesel::QueryableByName)]
+        struct Cut {
+            #[diesel(sql_type = diesel::sql_types::Bool)]
+            done: bool,
+        }
+        use diesel_async::RunQueryDsl;
+        let mut c = db.conn().await;
+        let rows: Vec<Cut> = diesel::sql_query(format!(
+            "SELECT pg_terminate_backend(pid) AS done FROM pg_stat_activity \
+             WHERE datname = '{}' AND wait_event = 'SyncRep'",
+            db.name
+        ))
+        .load(&mut c)
+        .await
+        .unwrap();
+        if rows.iter().any(|r| r.done) {
+            terminated = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let answered = tokio::time::timeout(Duration::from_secs(20), put_task).await;
+    // Put the cluster back before judging.
+    db.exec("ALTER SYSTEM RESET synchronous_standby_names")
+        .await;
+    db.exec("SELECT pg_reload_conf()").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    db.exec("ALTER SYSTEM RESET synchronous_commit").await;
+    db.exec("SELECT pg_reload_conf()").await;
+
+    assert!(terminated, "the recording commit never waited");
+    let (status, body) = answered.expect("the upload answered").unwrap();
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(db.count("assets").await, 1);
+    assert_eq!(storage_used(&db, me.user.id).await, size);
+    let (got, _, file) = fetch(&router, body["asset"]["original_url"].as_str().unwrap()).await;
+    assert_eq!(got, StatusCode::OK);
+    assert!(!file.is_empty());
 }

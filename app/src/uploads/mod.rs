@@ -21,6 +21,7 @@ pub mod service;
 #[cfg(feature = "ssr")]
 pub mod token;
 pub mod ui;
+pub mod xml;
 
 use chrono::{DateTime, Utc};
 use leptos::prelude::*;
@@ -63,6 +64,13 @@ pub mod codes {
     pub const SVG_UNSAFE: &str = "svg_unsafe";
     /// An SVG that does not parse or draws nothing (422).
     pub const SVG_INVALID: &str = "svg_invalid";
+    /// An SVG with a DOCTYPE internal subset or an entity (or other markup) declaration:
+    /// never expanded, refused (422).
+    pub const SVG_DOCTYPE: &str = "svg_doctype";
+    /// An SVG whose parse or drawing would pass the inspection's memory budget (too many
+    /// elements or attributes, too deep, too many copies through `use` and references, or
+    /// too many pixels in its layers) (422).
+    pub const SVG_TOO_COMPLEX: &str = "svg_too_complex";
     /// The upload URL's token is malformed or its signature does not match (400).
     pub const TOKEN_INVALID: &str = "token_invalid";
     /// The upload URL is older than 15 minutes (403).
@@ -145,8 +153,8 @@ impl Mime {
     }
 
     /// The type the bytes are, from their first bytes (magic numbers), never from a name or
-    /// header the client chose. SVG, which is text, is recognised by an `<svg` root element
-    /// after an optional BOM, XML declaration, comments and doctype.
+    /// header the client chose. SVG, which is text, is recognised by an `svg` root element
+    /// after an optional BOM, XML declaration, comments, PIs and doctype (see [`xml`]).
     pub fn sniff(head: &[u8]) -> Option<Mime> {
         if head.starts_with(b"\x89PNG\r\n\x1a\n") {
             return Some(Mime::Png);
@@ -161,37 +169,13 @@ impl Mime {
     }
 }
 
-/// Whether `head` starts (after a BOM, whitespace, an XML declaration, comments and a doctype)
-/// with an `<svg` element.
+/// Whether the root element of `head` (the first bytes of a file) is `svg` or `prefix:svg`,
+/// found by [`xml::root_element`]: the same lexical reading of the prolog the server's
+/// parser gets, so a `<svg` inside a comment, PI or DOCTYPE is not one. The parser then
+/// requires that element to be in the SVG namespace.
 fn sniff_svg(head: &[u8]) -> bool {
-    let mut s = head.strip_prefix(b"\xef\xbb\xbf").unwrap_or(head);
-    loop {
-        while let [first, rest @ ..] = s {
-            if first.is_ascii_whitespace() {
-                s = rest;
-            } else {
-                break;
-            }
-        }
-        let skip_to = |s: &[u8], open: &[u8], close: &[u8]| -> Option<usize> {
-            if !s.starts_with(open) {
-                return None;
-            }
-            s.windows(close.len())
-                .position(|w| w == close)
-                .map(|i| i + close.len())
-        };
-        if let Some(n) = skip_to(s, b"<?xml", b"?>")
-            .or_else(|| skip_to(s, b"<!--", b"-->"))
-            .or_else(|| skip_to(s, b"<!DOCTYPE", b">"))
-        {
-            s = &s[n..];
-            continue;
-        }
-        return s.starts_with(b"<svg")
-            && s.get(4)
-                .is_some_and(|b| b.is_ascii_whitespace() || *b == b'>');
-    }
+    xml::root_element(head)
+        .is_some_and(|name| name == b"svg" || (name.len() > 4 && name.ends_with(b":svg")))
 }
 
 /// What the browser declares before uploading.
@@ -453,6 +437,10 @@ mod tests {
             Mime::sniff(b"\xef\xbb\xbf<?xml version=\"1.0\"?>\n<!-- x -->\n<!DOCTYPE svg PUBLIC \"-//W3C//DTD SVG 1.1//EN\" \"x\">\n<svg xmlns=\"http://www.w3.org/2000/svg\">"),
             Some(Mime::Svg)
         );
+        assert_eq!(
+            Mime::sniff(b"<?x y?><svg:svg xmlns:svg=\"http://www.w3.org/2000/svg\">"),
+            Some(Mime::Svg)
+        );
         for other in [
             &b"<html><svg>"[..],
             b"GIF89a",
@@ -460,6 +448,13 @@ mod tests {
             b"",
             b"<svgx>",
             b"RIFF\0\0\0\0WAVE",
+            // `<svg` only inside a comment, a PI or a DOCTYPE's internal subset.
+            b"<!-- <svg> --><html>",
+            b"<?x <svg ?><html>",
+            b"<!DOCTYPE html [<!ENTITY e \"<svg>\"> <!-- ]><svg> -->]><html>",
+            b"<!DOCTYPE html [<!ENTITY a \"> <svg >\">]><html/>",
+            // UTF-16 is not read as SVG (the parser takes UTF-8 only).
+            b"\xff\xfe<\0s\0v\0g\0>\0",
         ] {
             assert_eq!(Mime::sniff(other), None, "{other:?}");
         }

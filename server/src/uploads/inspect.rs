@@ -27,6 +27,9 @@ pub struct Inspected {
     pub width: u32,
     /// Height in pixels.
     pub height: u32,
+    /// For SVG, the rebuilt document: what is stored and served as the original, in place
+    /// of the upload's bytes.
+    pub sanitized: Option<String>,
 }
 
 fn decode_failed(detail: impl std::fmt::Display) -> AppError {
@@ -66,6 +69,11 @@ pub fn check_size(width: u32, height: u32) -> Result<(), AppError> {
 }
 
 /// Inspects the spooled file at `path`, whose bytes are of type `mime`.
+///
+/// Memory: a raster decode is held to [`MAX_ALLOC`] by the decoder's limits, after the
+/// header's size was checked; an SVG (read whole, at most `UPLOAD_MAX_BYTES`) to the budget
+/// in `svg`'s documentation. The host runs two inspections at a time, so the total stays near
+/// 1 GiB whatever is uploaded.
 pub fn inspect(path: &Path, mime: Mime) -> Result<Inspected, AppError> {
     let internal = |e: std::io::Error| {
         tracing::error!(error = %e, path = %path.display(), "could not read a spooled upload");
@@ -77,6 +85,7 @@ pub fn inspect(path: &Path, mime: Mime) -> Result<Inspected, AppError> {
         return Ok(Inspected {
             width: checked.width,
             height: checked.height,
+            sanitized: Some(checked.svg),
         });
     }
     let mut file = File::open(path).map_err(internal)?;
@@ -111,7 +120,11 @@ pub fn inspect(path: &Path, mime: Mime) -> Result<Inspected, AppError> {
         image::ImageError::Limits(_) => too_large_unknown(),
         other => decode_failed(other),
     })?;
-    Ok(Inspected { width, height })
+    Ok(Inspected {
+        width,
+        height,
+        sanitized: None,
+    })
 }
 
 fn too_large_unknown() -> AppError {

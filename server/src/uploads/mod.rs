@@ -283,7 +283,22 @@ async fn upload(
                 claims.prefix,
                 claims.mime.ext()
             );
-            state.media.put_file(&key, &spool.0).await.map_err(|e| {
+            // An SVG is stored as rebuilt, never as sent (see `svg`).
+            let clean = match &inspected.sanitized {
+                Some(svg) => {
+                    let clean = Spool(spool.0.with_extension("clean"));
+                    tokio::fs::write(&clean.0, svg.as_bytes())
+                        .await
+                        .map_err(|e| {
+                            tracing::error!(error = %e, "could not write a sanitised upload");
+                            AppError::unavailable()
+                        })?;
+                    Some(clean)
+                }
+                None => None,
+            };
+            let source = clean.as_ref().map_or(&spool.0, |c| &c.0);
+            state.media.put_file(&key, source).await.map_err(|e| {
                 tracing::error!(error = %e, "could not store an upload");
                 AppError::unavailable()
             })?;
@@ -300,6 +315,7 @@ async fn upload(
             NewBlob {
                 sha256: &sha256,
                 mime: claims.mime.as_str(),
+                // The upload's size, which the quota counts (a rebuilt SVG's differs a little).
                 bytes: claims.size as i64,
                 width,
                 height,
@@ -319,10 +335,54 @@ async fn upload(
     let recorded = match recorded {
         Ok(r) => r,
         Err(e) => {
-            if stored.is_none() {
-                remove_surplus(state, &key).await;
-            }
-            return Err(app::db::query_failed("record upload", e));
+            // A statement the server refused rolled everything back; anything else (the
+            // connection lost, even at COMMIT) may have committed with only its answer lost.
+            let definite = matches!(
+                &e,
+                diesel::result::Error::DatabaseError(
+                    diesel::result::DatabaseErrorKind::UniqueViolation
+                        | diesel::result::DatabaseErrorKind::ForeignKeyViolation
+                        | diesel::result::DatabaseErrorKind::NotNullViolation
+                        | diesel::result::DatabaseErrorKind::CheckViolation
+                        | diesel::result::DatabaseErrorKind::SerializationFailure
+                        | diesel::result::DatabaseErrorKind::ReadOnlyTransaction,
+                    _
+                )
+            );
+            let failure = app::db::query_failed("record upload", e);
+            // Telling the creator to try again about an upload that is stored, or deleting
+            // the file its row names, would be untrue: look first.
+            return match recorded_after_all(state, user, &sha256, !definite).await {
+                Ok(Some((asset, blob))) => {
+                    tracing::warn!(asset_id = %asset.id, "recording an upload reported an error, but it was committed");
+                    if stored.is_none() && blob.original_key != key {
+                        remove_surplus(state, &key).await;
+                    }
+                    if blob.state == "processing"
+                        && let Ok(mut conn) = state.conn().await
+                    {
+                        app::jobs::wake(&mut conn, app::uploads::VARIANTS_JOB).await;
+                    }
+                    let duplicate = blob.original_key != key;
+                    Ok((
+                        UploadOutcome {
+                            asset: to_asset(&asset, &blob),
+                            duplicate,
+                        },
+                        true,
+                    ))
+                }
+                Ok(None) if definite => {
+                    // Rolled back: the file is ours alone.
+                    if stored.is_none() {
+                        remove_surplus(state, &key).await;
+                    }
+                    Err(failure)
+                }
+                // Not there (yet), or cannot tell: the file stays. A stored file with no row
+                // costs only space; a row whose file was deleted is a broken asset.
+                _ => Err(failure),
+            };
         }
     };
     match recorded {
@@ -358,6 +418,30 @@ async fn upload(
             ))
         }
     }
+}
+
+/// After recording failed: the user's asset on this content if it is there anyway. With
+/// `patient`, an absent asset is looked for twice more over 300 ms: a commit whose answer
+/// was lost becomes visible once its server process has ended.
+async fn recorded_after_all(
+    state: &AppState,
+    user: &CurrentUser,
+    sha256: &str,
+    patient: bool,
+) -> Result<Option<(records::AssetRow, records::BlobRow)>, AppError> {
+    let tries = if patient { 3 } else { 1 };
+    for attempt in 1..=tries {
+        let mut conn = state.conn().await?;
+        let found = records::asset_by_content(&mut conn, user.id, sha256)
+            .await
+            .map_err(|e| app::db::query_failed("confirm an upload's record", e))?;
+        if found.is_some() || attempt == tries {
+            return Ok(found);
+        }
+        drop(conn);
+        tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+    }
+    Ok(None)
 }
 
 async fn remove_surplus(state: &AppState, key: &str) {

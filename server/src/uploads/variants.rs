@@ -157,7 +157,7 @@ pub fn make_variants(bytes: &[u8], mime: Mime) -> Result<[Vec<u8>; 3], String> {
 pub fn decode(bytes: &[u8], mime: Mime) -> Result<RgbaImage, String> {
     if mime == Mime::Svg {
         let text = std::str::from_utf8(bytes).map_err(|e| e.to_string())?;
-        let sanitized = svg::sanitize(text)?;
+        let sanitized = svg::sanitize(text).map_err(|e| e.to_string())?;
         return svg::rasterize(&sanitized.svg);
     }
     let format = match mime {
