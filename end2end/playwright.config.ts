@@ -64,6 +64,7 @@ export default defineConfig({
       RATE_LIMIT_GENERATE_PER_MINUTE: '1000',
       RATE_LIMIT_API_PER_MINUTE: '10000',
       RATE_LIMIT_UPLOAD_PER_MINUTE: '1000',
+      RATE_LIMIT_MEDIA_PER_MINUTE: '100000',
       RUST_LOG: 'warn,server::startup=info,server::pg_embedded=info',
     },
   },

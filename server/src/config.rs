@@ -209,6 +209,10 @@ pub struct HttpConfig {
     /// long a visitor page is served from memory before it is rendered again, and how many
     /// are kept.
     pub page_cache: crate::pagecache::PageCacheSettings,
+    /// Slow and many clients: `HEADER_READ_TIMEOUT_SECS` (10), `BODY_IDLE_TIMEOUT_SECS`
+    /// (20), `MAX_CONNECTIONS` (4096), `MAX_CONNECTIONS_PER_IP` (128) and
+    /// `EVENT_STREAMS_PER_USER` (16).
+    pub connections: crate::serving::ConnectionLimits,
 }
 
 /// Metrics, error reporting and readiness.
@@ -539,6 +543,17 @@ impl Config {
                 )? as u64),
                 max_entries: positive("PAGE_CACHE_MAX_ENTRIES", 500)?,
             },
+            connections: crate::serving::ConnectionLimits {
+                header_read_timeout: Duration::from_secs(
+                    positive("HEADER_READ_TIMEOUT_SECS", 10)? as u64
+                ),
+                body_idle_timeout: Duration::from_secs(
+                    positive("BODY_IDLE_TIMEOUT_SECS", 20)? as u64
+                ),
+                max_connections: positive("MAX_CONNECTIONS", 4096)?,
+                max_per_ip: positive("MAX_CONNECTIONS_PER_IP", 128)?,
+                event_streams_per_user: positive("EVENT_STREAMS_PER_USER", 16)?,
+            },
         };
 
         let trends = TrendsConfig {
@@ -582,10 +597,10 @@ impl Config {
             if p.is_empty() {
                 continue;
             }
-            trusted_proxies.push(p.parse().map_err(|_| {
+            trusted_proxies.push(p.parse().map_err(|e: String| {
                 err(
                     "TRUSTED_PROXIES",
-                    format!("`{p}` is not an IP address (list each proxy's address)"),
+                    format!("{e} (list each proxy's address or range, like 10.0.0.0/8)"),
                 )
             })?);
         }
@@ -653,7 +668,12 @@ impl Config {
                 plans.pro.api_per_minute,
                 plans.enterprise.api_per_minute,
             ],
+            media_per_minute: per_minute("RATE_LIMIT_MEDIA_PER_MINUTE", 600)?,
             trusted_proxies,
+            ipv6_prefix: match positive("RATE_LIMIT_IPV6_PREFIX", 64)? {
+                p @ 1..=128 => p as u8,
+                _ => return Err(err("RATE_LIMIT_IPV6_PREFIX", "must be 1 to 128")),
+            },
             max_keys: positive("RATE_LIMIT_MAX_KEYS", 100_000)?,
         };
         let rate_limit_store = match get("RATE_LIMIT_STORE").unwrap_or("memory") {
@@ -1129,6 +1149,55 @@ mod tests {
             ("WORKER_CONCURRENCY", "0"),
             ("JOB_LEASE_SECS", "-1"),
             ("JOB_POLL_INTERVAL_MS", "soon"),
+        ] {
+            let e = Config::from_map(&vars(&[(var, value)])).unwrap_err();
+            assert_eq!(e.var, var, "{var}={value}");
+        }
+    }
+
+    #[test]
+    fn proxy_ranges_prefixes_and_connection_limits_are_read_and_checked() {
+        let c = Config::from_map(&vars(&[])).unwrap();
+        assert_eq!(c.rate_limits.ipv6_prefix, 64);
+        assert_eq!(c.rate_limits.media_per_minute, 600);
+        assert_eq!(
+            c.http.connections,
+            crate::serving::ConnectionLimits::default()
+        );
+        let c = Config::from_map(&vars(&[
+            ("TRUSTED_PROXIES", "10.0.0.0/8, fd00::/8,192.0.2.7"),
+            ("RATE_LIMIT_IPV6_PREFIX", "56"),
+            ("HEADER_READ_TIMEOUT_SECS", "3"),
+            ("BODY_IDLE_TIMEOUT_SECS", "4"),
+            ("MAX_CONNECTIONS", "100"),
+            ("MAX_CONNECTIONS_PER_IP", "5"),
+            ("EVENT_STREAMS_PER_USER", "2"),
+        ]))
+        .unwrap();
+        let proxies: Vec<String> = c
+            .rate_limits
+            .trusted_proxies
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(proxies, ["10.0.0.0/8", "fd00::/8", "192.0.2.7/32"]);
+        assert_eq!(c.rate_limits.ipv6_prefix, 56);
+        let k = c.http.connections;
+        assert_eq!(k.header_read_timeout, Duration::from_secs(3));
+        assert_eq!(k.body_idle_timeout, Duration::from_secs(4));
+        assert_eq!((k.max_connections, k.max_per_ip), (100, 5));
+        assert_eq!(k.event_streams_per_user, 2);
+        for (var, value) in [
+            ("TRUSTED_PROXIES", "10.0.0.0/33"),
+            ("TRUSTED_PROXIES", "proxy.internal"),
+            ("RATE_LIMIT_IPV6_PREFIX", "129"),
+            ("RATE_LIMIT_IPV6_PREFIX", "0"),
+            ("HEADER_READ_TIMEOUT_SECS", "0"),
+            ("BODY_IDLE_TIMEOUT_SECS", "soon"),
+            ("MAX_CONNECTIONS", "0"),
+            ("MAX_CONNECTIONS_PER_IP", "-1"),
+            ("EVENT_STREAMS_PER_USER", "0"),
+            ("RATE_LIMIT_MEDIA_PER_MINUTE", "0"),
         ] {
             let e = Config::from_map(&vars(&[(var, value)])).unwrap_err();
             assert_eq!(e.var, var, "{var}={value}");

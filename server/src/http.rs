@@ -50,11 +50,19 @@ pub fn routes(state: AppState, leptos_options: LeptosOptions, settings: &HttpSet
         )
         .route(
             "/api/generations/{id}/events",
-            get(crate::create::events::generation_events),
+            get(crate::create::events::generation_events).with_state((
+                state.clone(),
+                crate::create::events::EventStreams::new(
+                    settings.connections.event_streams_per_user,
+                ),
+            )),
         )
+        // The caller is checked before the body is read: a stranger's upload of a feed
+        // costs a session check, not 8 MB read into memory.
         .route(
             "/api/admin/trends/import",
-            axum::routing::post(crate::trends::admin_import),
+            axum::routing::post(crate::trends::admin_import)
+                .layer(middleware::from_fn_with_state(state.clone(), admin_only)),
         )
         .route(
             "/api/uploads/{token}",
@@ -123,6 +131,8 @@ pub struct HttpSettings {
     pub page_cache: crate::pagecache::PageCacheSettings,
     /// The bundle, precompressed in memory (`None`: served as files, compressed per request).
     pub assets: Option<crate::assets::Assets>,
+    /// Header and body timeouts, connection caps, progress streams per user.
+    pub connections: crate::serving::ConnectionLimits,
 }
 
 /// Largest body of a sign-in, sign-up or refresh request: an email and a password.
@@ -143,6 +153,7 @@ impl Default for HttpSettings {
             sentry: false,
             page_cache: crate::pagecache::PageCacheSettings::default(),
             assets: None,
+            connections: crate::serving::ConnectionLimits::default(),
         }
     }
 }
@@ -175,6 +186,7 @@ impl HttpSettings {
             sentry: config.observability.sentry.is_some(),
             page_cache: config.http.page_cache,
             assets: None,
+            connections: config.http.connections,
         })
     }
 }
@@ -193,6 +205,7 @@ pub fn with_middleware(router: Router, state: &AppState, settings: &HttpSettings
             BodyLimits {
                 max: settings.max_body_bytes,
                 upload: settings.max_upload_bytes,
+                idle: settings.connections.body_idle_timeout,
             },
             body_limit,
         ))
@@ -316,38 +329,193 @@ async fn header_limit(
 struct BodyLimits {
     max: usize,
     upload: usize,
+    /// Longest pause in a request body.
+    idle: Duration,
+}
+
+fn declared_length(headers: &axum::http::HeaderMap) -> Option<u64> {
+    headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+}
+
+fn payload_too_large() -> Response {
+    coded(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        ErrorCode::PayloadTooLarge,
+        "The request is larger than this endpoint accepts.",
+    )
 }
 
 /// Body limits per route group: sign-in and friends take a few kilobytes, uploads the upload
 /// cap, everything else the configured maximum. A declared length over the limit is refused
 /// before reading (413); a body that turns out longer is cut off at the limit while being
-/// read.
+/// read. A body that stops arriving for `idle` is cut off too, and the request answered 408
+/// (whatever the handler made of the broken body) with the connection closed; this holds for
+/// every route, uploads included (progress streams have no body to wait for).
+///
+/// The admin endpoints' larger limit is checked by [`admin_only`] once the caller is known
+/// to be an administrator, so nobody else gets a large body read or even refused for size.
 async fn body_limit(
     axum::extract::State(limits): axum::extract::State<BodyLimits>,
     req: Request,
     next: Next,
 ) -> Response {
+    use axum::body::HttpBody;
     let max = limits.max;
+    let admin = req.uri().path().starts_with("/api/admin/");
     let limit = match crate::ratelimit::Group::of(req.method(), req.uri().path()) {
         Some(crate::ratelimit::Group::Auth) => AUTH_MAX_BODY_BYTES.min(max),
         Some(crate::ratelimit::Group::Upload) => limits.upload,
-        // Trend feeds are files; only administrators get past the handler's check.
-        _ if req.uri().path().starts_with("/api/admin/") => crate::trends::MAX_FEED_BYTES,
+        // Trend feeds are files; only administrators get past `admin_only`.
+        _ if admin => crate::trends::MAX_FEED_BYTES,
         _ => max,
     };
-    let declared = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit as u64) {
-        return coded(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            ErrorCode::PayloadTooLarge,
-            "The request is larger than this endpoint accepts.",
-        );
+    if !admin && declared_length(req.headers()).is_some_and(|n| n > limit as u64) {
+        return payload_too_large();
     }
-    let req = req.map(|b| Body::new(http_body_util::Limited::new(b, limit)));
+    if req.body().is_end_stream() {
+        // Nothing to wait for (a GET, a progress stream).
+        return next.run(req).await;
+    }
+    let stalled = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watch = stalled.clone();
+    let req = req.map(|b| {
+        Body::new(http_body_util::Limited::new(
+            IdleBody {
+                inner: b,
+                idle: limits.idle,
+                sleep: None,
+                progressed: false,
+                stalled: watch,
+            },
+            limit,
+        ))
+    });
+    let res = next.run(req).await;
+    if stalled.load(std::sync::atomic::Ordering::Relaxed) {
+        crate::metrics::global().http_body_timeouts.inc();
+        let mut res = coded(
+            StatusCode::REQUEST_TIMEOUT,
+            ErrorCode::BadRequest,
+            "The request's body stopped arriving.",
+        );
+        res.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        return res;
+    }
+    res
+}
+
+/// A request body that fails once it has made no progress for `idle` (and says so in
+/// `stalled`). The clock runs only while the handler waits on the client: a handler busy
+/// elsewhere does not count against the body.
+struct IdleBody {
+    inner: Body,
+    idle: Duration,
+    sleep: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
+    /// A frame arrived since the timer was last set.
+    progressed: bool,
+    stalled: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl axum::body::HttpBody for IdleBody {
+    type Data = axum::body::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        use std::future::Future;
+        use std::task::Poll;
+        let this = self.get_mut();
+        if let Poll::Ready(frame) = std::pin::Pin::new(&mut this.inner).poll_frame(cx) {
+            this.progressed = true;
+            return Poll::Ready(frame);
+        }
+        let deadline = tokio::time::Instant::now() + this.idle;
+        let progressed = std::mem::take(&mut this.progressed);
+        let sleep = this
+            .sleep
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+        if progressed {
+            sleep.as_mut().reset(deadline);
+        }
+        match sleep.as_mut().poll(cx) {
+            Poll::Ready(()) => {
+                this.stalled
+                    .store(true, std::sync::atomic::Ordering::Relaxed);
+                Poll::Ready(Some(Err(axum::Error::new(
+                    "the request body stopped arriving",
+                ))))
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// In front of the admin endpoints: 401 signed out, 403 for anyone but an administrator
+/// (`users.is_admin`, read now, so a revoked grant takes effect at once), before a byte of
+/// the body is read; then the admin body limit (413 for a declared length over it).
+async fn admin_only(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    req: Request,
+    next: Next,
+) -> Response {
+    use app::db::schema::users;
+    use diesel::prelude::*;
+    use diesel_async::RunQueryDsl;
+    let Some(user) = req
+        .extensions()
+        .get::<app::accounts::auth::CurrentUser>()
+        .copied()
+    else {
+        return coded(
+            StatusCode::UNAUTHORIZED,
+            ErrorCode::Unauthorized,
+            "Sign in as an administrator.",
+        );
+    };
+    let admin = match state.conn().await {
+        Ok(mut conn) => users::table
+            .find(user.id)
+            .select(users::is_admin)
+            .first::<bool>(&mut *conn)
+            .await
+            .optional()
+            .map_err(|e| tracing::error!(error = %e, "admin check failed")),
+        Err(_) => Err(()),
+    };
+    match admin {
+        Ok(Some(true)) => {}
+        Ok(_) => {
+            return coded(
+                StatusCode::FORBIDDEN,
+                ErrorCode::Forbidden,
+                "Only administrators may do this.",
+            );
+        }
+        Err(()) => {
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                axum::Json(app::error::AppError::unavailable()),
+            )
+                .into_response();
+        }
+    }
+    if declared_length(req.headers()).is_some_and(|n| n > crate::trends::MAX_FEED_BYTES as u64) {
+        return payload_too_large();
+    }
     next.run(req).await
 }
 

@@ -17,6 +17,7 @@ pub mod pg_embedded;
 pub mod ratelimit;
 pub mod security;
 pub mod seed;
+pub mod serving;
 pub mod startup;
 pub mod storage;
 pub mod telemetry;

@@ -105,6 +105,21 @@ pub struct Metrics {
     pub provider_duration: Family<ProviderLabels, Histogram>,
     /// Visitor pages asked of the page cache, by outcome.
     pub page_cache: Family<OutcomeLabels, Counter>,
+    /// Connections open now (admitted by the accept loop, not yet closed).
+    pub http_connections_open: Gauge,
+    /// Connections closed unserved at accept, by reason (`process_limit`, `ip_limit`).
+    pub http_connections_refused: Family<ReasonLabels, Counter>,
+    /// Connections closed because a request head did not arrive in time.
+    pub http_header_timeouts: Counter,
+    /// Requests cut off because their body stopped arriving (408).
+    pub http_body_timeouts: Counter,
+}
+
+/// Labels naming why something was refused.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabels {
+    /// `process_limit` or `ip_limit`.
+    pub reason: &'static str,
 }
 
 /// Labels naming an outcome.
@@ -207,8 +222,36 @@ impl Metrics {
             "Visitor pages asked of the page cache: hit, stale (served while one request renders it anew) or miss",
             page_cache.clone(),
         );
+        let http_connections_open = Gauge::default();
+        registry.register(
+            "http_connections_open",
+            "HTTP connections open now",
+            http_connections_open.clone(),
+        );
+        let http_connections_refused = Family::<ReasonLabels, Counter>::default();
+        registry.register(
+            "http_connections_refused",
+            "Connections closed at accept, by reason: process_limit (MAX_CONNECTIONS) or ip_limit (MAX_CONNECTIONS_PER_IP)",
+            http_connections_refused.clone(),
+        );
+        let http_header_timeouts = Counter::default();
+        registry.register(
+            "http_header_timeouts",
+            "Connections closed because a request head did not arrive within HEADER_READ_TIMEOUT_SECS",
+            http_header_timeouts.clone(),
+        );
+        let http_body_timeouts = Counter::default();
+        registry.register(
+            "http_request_body_timeouts",
+            "Requests cut off (408) because their body made no progress for BODY_IDLE_TIMEOUT_SECS",
+            http_body_timeouts.clone(),
+        );
         Self {
             registry,
+            http_connections_open,
+            http_connections_refused,
+            http_header_timeouts,
+            http_body_timeouts,
             page_cache,
             http_requests,
             http_duration,
@@ -288,6 +331,24 @@ impl Metrics {
         self.page_cache
             .get_or_create(&OutcomeLabels { outcome: "miss" })
             .inc();
+    }
+
+    /// Records a connection closed at accept.
+    pub fn connection_refused(&self, reason: crate::serving::Refused) {
+        self.http_connections_refused
+            .get_or_create(&ReasonLabels {
+                reason: reason.as_str(),
+            })
+            .inc();
+    }
+
+    /// Connections refused so far for `reason`.
+    pub fn connections_refused(&self, reason: crate::serving::Refused) -> u64 {
+        self.http_connections_refused
+            .get_or_create(&ReasonLabels {
+                reason: reason.as_str(),
+            })
+            .get()
     }
 
     /// Records one call to an image provider.
@@ -479,6 +540,7 @@ pub async fn render(sources: &ScrapeSources) -> String {
             Group::Api,
             Group::Upload,
             Group::User,
+            Group::Media,
         ] {
             denied
                 .get_or_create(&GroupLabels {

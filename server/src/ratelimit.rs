@@ -3,19 +3,34 @@
 //!
 //! - Per IP: `auth` (sign-in, sign-up, refresh: 5 a minute), `generate` (submissions: 10 a
 //!   minute), `api` (every other server function and API call, uploads included: 100 a
-//!   minute).
+//!   minute), `media` (files under `/media/`: 600 a minute).
+//! - An IPv6 client is counted by its network prefix (`RATE_LIMIT_IPV6_PREFIX`, a /64 by
+//!   default), since one subscriber is routinely handed a whole /64 and could otherwise take
+//!   a fresh address for every request; an IPv4 client by its address.
 //! - Per signed-in user: every `api`, `generate` and `upload` request counts against the
 //!   tier's allowance (free 100, pro 500, enterprise 2000 a minute), and uploads also
 //!   against 5 a minute. All configurable. (The 5 failed sign-ins per account per 15 minutes
 //!   are `app::accounts::auth`, since only the sign-in itself knows a sign-in failed.)
-//! - The client IP is the TCP peer, unless the peer is a configured trusted proxy: then it is
-//!   the nearest address in `X-Forwarded-For` that is not a trusted proxy itself.
+//! - The client IP is the TCP peer, unless the peer is a configured trusted proxy (an
+//!   address or a CIDR range): then it is the nearest address in `X-Forwarded-For` that is not
+//!   a trusted proxy itself.
 //! - A limited request gets 429, `Retry-After` in whole seconds and a JSON body with the
 //!   stable code `rate_limited`. Denials are counted per group and logged for the first of
 //!   every 100, so a flood cannot flood the logs too.
-//! - Memory stays bounded: every minute keys idle long enough to be full again are dropped,
-//!   and a group whose table still holds more than `max_keys` addresses (a flood of distinct
-//!   sources) is reset, forgetting those sources rather than growing without end.
+//! - Memory stays bounded: every minute keys idle long enough to be full again are dropped
+//!   (forgetting them changes no answer). A table that reaches `max_keys` evicts instead of
+//!   resetting: first the keys that are full again, then those with the least of their
+//!   allowance spent, i.e. the least recently seen weighted by use. A flood of new keys, each
+//!   seen once, is what goes; a client that is still limited keeps its count. (A reset, as
+//!   before, let a flood of fresh sources clear every attacker's count.)
+//!
+//! ## In process
+//!
+//! Each limiter is a table of GCRA theoretical arrival times (the algorithm governor runs),
+//! split over up to 16 mutex-guarded shards by key hash: a check is one hash, one uncontended
+//! lock and a compare, with no await point and no allocation but a new key's slot. Eviction
+//! runs only when a shard is full and frees a quarter of it, so its O(n) pass is paid once
+//! per n/4 new keys.
 //!
 //! ## Several instances: `RATE_LIMIT_STORE=redis`
 //!
@@ -38,10 +53,11 @@
 //! cluster to N times it). Availability wins. (The sign-in lockout, which does guard
 //! accounts, lives in PostgreSQL: see `app::accounts::auth::Auth`.)
 
+use std::collections::HashMap;
+use std::hash::BuildHasher;
 use std::net::{IpAddr, SocketAddr};
-use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use app::accounts::Tier;
@@ -50,8 +66,6 @@ use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use governor::clock::{Clock, DefaultClock};
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use uuid::Uuid;
 
 /// Which limit a request counts against.
@@ -67,6 +81,8 @@ pub enum Group {
     Upload,
     /// A user's tier allowance (every `api`, `generate` and `upload` request of a user).
     User,
+    /// Files under `/media/`, per IP only (they are served without a session).
+    Media,
 }
 
 impl Group {
@@ -78,16 +94,20 @@ impl Group {
             Group::Api => "api",
             Group::Upload => "upload",
             Group::User => "user",
+            Group::Media => "media",
         }
     }
 
     /// The group of a request, or `None` for what is never limited (pages, static files,
-    /// media, health and readiness checks).
+    /// health and readiness checks).
     pub fn of(method: &Method, path: &str) -> Option<Group> {
-        if !path.starts_with("/api/") || matches!(path, "/api/health" | "/api/ready") {
+        if *method == Method::OPTIONS {
             return None;
         }
-        if *method == Method::OPTIONS {
+        if path.starts_with("/media/") {
+            return Some(Group::Media);
+        }
+        if !path.starts_with("/api/") || matches!(path, "/api/health" | "/api/ready") {
             return None;
         }
         if path.starts_with("/api/auth/") {
@@ -116,9 +136,15 @@ pub struct Limits {
     /// Per user, by tier (free, pro, enterprise): `TIER_{FREE,PRO,ENTERPRISE}_API_PER_MINUTE`,
     /// defaults 100, 500, 2000.
     pub tier_api_per_minute: [u32; 3],
-    /// `TRUSTED_PROXIES`: peers whose `X-Forwarded-For` is believed.
-    pub trusted_proxies: Vec<IpAddr>,
-    /// Most client addresses remembered per group before it is reset.
+    /// `RATE_LIMIT_MEDIA_PER_MINUTE` (per IP, files under `/media/`), default 600.
+    pub media_per_minute: u32,
+    /// `TRUSTED_PROXIES`: peers (addresses or CIDR ranges) whose `X-Forwarded-For` is
+    /// believed.
+    pub trusted_proxies: Vec<IpRange>,
+    /// `RATE_LIMIT_IPV6_PREFIX`: IPv6 clients are counted by this many leading bits of their
+    /// address, default 64.
+    pub ipv6_prefix: u8,
+    /// Most keys remembered per group; past it the least active are evicted.
     pub max_keys: usize,
 }
 
@@ -130,7 +156,9 @@ impl Default for Limits {
             api_per_minute: 100,
             upload_per_minute: 5,
             tier_api_per_minute: [100, 500, 2000],
+            media_per_minute: 600,
             trusted_proxies: Vec::new(),
+            ipv6_prefix: 64,
             max_keys: 100_000,
         }
     }
@@ -140,50 +168,208 @@ impl Default for Limits {
 trait Key: std::hash::Hash + Eq + Clone + std::fmt::Display {}
 impl<K: std::hash::Hash + Eq + Clone + std::fmt::Display> Key for K {}
 
+/// An address or a CIDR range (`10.0.0.0/8`, `fd00::/8`; a bare address is a range of one).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IpRange {
+    addr: IpAddr,
+    prefix: u8,
+}
+
+impl IpRange {
+    /// Whether `ip` lies in the range (an IPv4-mapped IPv6 address counts as its IPv4 one).
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        match (self.addr, ip.to_canonical()) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+impl std::str::FromStr for IpRange {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (addr, prefix) = match s.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (s, None),
+        };
+        let addr: IpAddr = addr
+            .parse()
+            .map_err(|_| format!("`{s}` is not an IP address or a CIDR range"))?;
+        let addr = addr.to_canonical();
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            None => max,
+            Some(p) => p
+                .parse::<u8>()
+                .ok()
+                .filter(|p| *p <= max)
+                .ok_or_else(|| format!("`{s}`: the prefix length must be 0 to {max}"))?,
+        };
+        Ok(Self { addr, prefix })
+    }
+}
+
+impl std::fmt::Display for IpRange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix)
+    }
+}
+
+/// The key a client address is counted under: an IPv4 address as it is (also when it came
+/// IPv4-mapped), an IPv6 address cut to its first `ipv6_prefix` bits.
+pub fn client_key(ip: IpAddr, ipv6_prefix: u8) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V4(v4) => IpAddr::V4(v4),
+        IpAddr::V6(v6) => {
+            let bits = u32::from(ipv6_prefix.min(128));
+            let mask = u128::MAX.checked_shl(128 - bits).unwrap_or(0);
+            IpAddr::V6((u128::from(v6) & mask).into())
+        }
+    }
+}
+
+/// Most shards of a table: enough that two cores rarely meet on one lock.
+const SHARDS: usize = 16;
+
+/// A limiter's counts in process: per key, the GCRA's theoretical arrival time (TAT), in
+/// nanoseconds after `epoch`. A key whose TAT has passed has its whole burst again, exactly
+/// like a key never seen, which is what makes dropping such keys lossless.
+struct Table<K> {
+    shards: Box<[Mutex<HashMap<K, u64>>]>,
+    hasher: std::hash::RandomState,
+    /// Most keys one shard holds (shards x this is at most `max_keys`).
+    per_shard: usize,
+    epoch: Instant,
+}
+
+impl<K: Key> Table<K> {
+    fn new(max_keys: usize) -> Self {
+        let max_keys = max_keys.max(1);
+        let shards = SHARDS.min(max_keys);
+        Self {
+            shards: (0..shards).map(|_| Mutex::new(HashMap::new())).collect(),
+            hasher: std::hash::RandomState::new(),
+            per_shard: max_keys / shards,
+            epoch: Instant::now(),
+        }
+    }
+
+    fn now(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX / 2)
+    }
+
+    fn shard(&self, key: &K) -> std::sync::MutexGuard<'_, HashMap<K, u64>> {
+        let i = (self.hasher.hash_one(key) % self.shards.len() as u64) as usize;
+        // A poisoned lock only means a panic elsewhere mid-check; the counts are still sound.
+        self.shards[i].lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// One GCRA step: `Ok` and the TAT moved on by `interval`, or the nanoseconds until a
+    /// request would be allowed (the TAT unchanged: refusals cost nothing).
+    fn check(&self, key: &K, interval: u64, tolerance: u64) -> Result<(), u64> {
+        let now = self.now();
+        let mut shard = self.shard(key);
+        if let Some(tat) = shard.get_mut(key) {
+            let at = (*tat).max(now);
+            if now + tolerance < at {
+                return Err(at - tolerance - now);
+            }
+            *tat = at + interval;
+            return Ok(());
+        }
+        if shard.len() >= self.per_shard {
+            evict(&mut shard, now, self.per_shard);
+        }
+        shard.insert(key.clone(), now + interval);
+        Ok(())
+    }
+
+    /// Drops the keys that are full again.
+    fn prune(&self) {
+        let now = self.now();
+        for shard in self.shards.iter() {
+            let mut shard = shard.lock().unwrap_or_else(|e| e.into_inner());
+            shard.retain(|_, tat| *tat > now);
+            if shard.capacity() > 2 * shard.len() + 64 {
+                shard.shrink_to_fit();
+            }
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|s| s.lock().unwrap_or_else(|e| e.into_inner()).len())
+            .sum()
+    }
+}
+
+/// Makes room in a full shard: the keys that are full again go first (losslessly), then, if
+/// that freed less than a quarter, the keys with the earliest TATs, the ones nearest to full
+/// again: a key's TAT moves on each time it is allowed, so these are the least recently seen
+/// weighted by use. A key at its limit has the latest TAT there is and is evicted last.
+fn evict<K: Key>(shard: &mut HashMap<K, u64>, now: u64, cap: usize) {
+    shard.retain(|_, tat| *tat > now);
+    let target = cap - (cap / 4).max(1);
+    if shard.len() > target {
+        let mut tats: Vec<u64> = shard.values().copied().collect();
+        let cut = shard.len() - target;
+        let (_, threshold, _) = tats.select_nth_unstable(cut - 1);
+        let threshold = *threshold;
+        shard.retain(|_, tat| *tat > threshold);
+    }
+}
+
 struct Limiter<K: Key> {
     group: Group,
     /// Where this limiter's keys live in Redis: `sc:rl:{name}:`.
     prefix: &'static str,
-    quota: Quota,
     /// The GCRA's emission interval (the time one request's allowance takes to come back)
     /// and its tolerance (that times the burst beyond the first request, as governor has
-    /// it), in microseconds, for the Redis script.
+    /// it), in microseconds for the Redis script and in nanoseconds in process.
     interval_us: u64,
     tolerance_us: u64,
-    // Read-locked per check (uncontended reads cost nanoseconds); write-locked only to swap
-    // in an empty table when a flood overfills it (governor has no way to empty one).
-    limiter: RwLock<DefaultKeyedRateLimiter<K>>,
+    interval_ns: u64,
+    tolerance_ns: u64,
+    table: Table<K>,
     denied: AtomicU64,
 }
 
 impl<K: Key> Limiter<K> {
-    fn new(group: Group, prefix: &'static str, per_minute: u32) -> Self {
+    fn new(group: Group, prefix: &'static str, per_minute: u32, max_keys: usize) -> Self {
+        // The whole minute's allowance may be used in a burst, then it refills evenly.
         let per_minute = per_minute.max(1);
+        let interval_ns = (60_000_000_000 / u64::from(per_minute)).max(1);
         let interval_us = (60_000_000 / u64::from(per_minute)).max(1);
         Self {
             group,
             prefix,
-            quota: quota(per_minute),
             interval_us,
             tolerance_us: interval_us * u64::from(per_minute - 1),
-            limiter: RwLock::new(RateLimiter::keyed(quota(per_minute))),
+            interval_ns,
+            tolerance_ns: interval_ns * u64::from(per_minute - 1),
+            table: Table::new(max_keys),
             denied: AtomicU64::new(0),
         }
     }
 
-    fn table(&self) -> std::sync::RwLockReadGuard<'_, DefaultKeyedRateLimiter<K>> {
-        // A poisoned lock only means a panic elsewhere mid-check; the table is still sound.
-        self.limiter.read().unwrap_or_else(|e| e.into_inner())
-    }
-
     /// The in-process check.
     fn check(&self, key: &K) -> Result<(), Denied> {
-        let checked = self.table().check_key(key);
-        match checked {
+        match self.table.check(key, self.interval_ns, self.tolerance_ns) {
             Ok(()) => Ok(()),
-            Err(not_until) => {
-                Err(self.refused(key, not_until.wait_time_from(DefaultClock::default().now())))
-            }
+            Err(wait_ns) => Err(self.refused(key, Duration::from_nanos(wait_ns))),
         }
     }
 
@@ -196,24 +382,6 @@ impl<K: Key> Limiter<K> {
         Denied {
             group: self.group,
             retry_after,
-        }
-    }
-
-    fn prune(&self, max_keys: usize) {
-        let keys = {
-            let table = self.table();
-            table.retain_recent();
-            table.shrink_to_fit();
-            table.len()
-        };
-        if keys > max_keys {
-            tracing::warn!(
-                group = self.group.as_str(),
-                keys,
-                "rate-limit table over its bound (a flood of sources?); resetting it"
-            );
-            let mut table = self.limiter.write().unwrap_or_else(|e| e.into_inner());
-            *table = RateLimiter::keyed(self.quota);
         }
     }
 }
@@ -332,11 +500,12 @@ pub struct RateLimits(Arc<Parts>);
 /// What [`RateLimits`] holds.
 #[derive(Clone)]
 pub struct Parts {
-    limiters: Arc<[Limiter<IpAddr>; 3]>,
+    /// Per IP: auth, generate, api, media.
+    limiters: Arc<[Limiter<IpAddr>; 4]>,
     /// Per user: free, pro, enterprise allowances, then uploads.
     users: Arc<[Limiter<Uuid>; 4]>,
-    trusted: Arc<[IpAddr]>,
-    max_keys: usize,
+    trusted: Arc<[IpRange]>,
+    ipv6_prefix: u8,
     /// Redis, with `RATE_LIMIT_STORE=redis`; `None` counts in process only.
     shared: Option<Arc<Shared>>,
 }
@@ -348,12 +517,6 @@ pub struct Denied {
     pub group: Group,
     /// Time until a request would be allowed.
     pub retry_after: Duration,
-}
-
-fn quota(per_minute: u32) -> Quota {
-    // The whole minute's allowance may be used in a burst, then it refills evenly.
-    let n = NonZeroU32::new(per_minute.max(1)).unwrap_or(NonZeroU32::MIN);
-    Quota::per_minute(n).allow_burst(n)
 }
 
 impl std::ops::Deref for RateLimits {
@@ -382,24 +545,27 @@ impl RateLimits {
     /// In-process limiters for `limits` (`RATE_LIMIT_STORE=memory`).
     pub fn new(limits: &Limits) -> Self {
         let [free, pro, enterprise] = limits.tier_api_per_minute;
+        let n = limits.max_keys;
         Self(Arc::new(Parts {
             limiters: Arc::new([
-                Limiter::new(Group::Auth, "sc:rl:auth:", limits.auth_per_minute),
+                Limiter::new(Group::Auth, "sc:rl:auth:", limits.auth_per_minute, n),
                 Limiter::new(
                     Group::Generate,
                     "sc:rl:generate:",
                     limits.generate_per_minute,
+                    n,
                 ),
-                Limiter::new(Group::Api, "sc:rl:api:", limits.api_per_minute),
+                Limiter::new(Group::Api, "sc:rl:api:", limits.api_per_minute, n),
+                Limiter::new(Group::Media, "sc:rl:media:", limits.media_per_minute, n),
             ]),
             users: Arc::new([
-                Limiter::new(Group::User, "sc:rl:user:free:", free),
-                Limiter::new(Group::User, "sc:rl:user:pro:", pro),
-                Limiter::new(Group::User, "sc:rl:user:enterprise:", enterprise),
-                Limiter::new(Group::Upload, "sc:rl:upload:", limits.upload_per_minute),
+                Limiter::new(Group::User, "sc:rl:user:free:", free, n),
+                Limiter::new(Group::User, "sc:rl:user:pro:", pro, n),
+                Limiter::new(Group::User, "sc:rl:user:enterprise:", enterprise, n),
+                Limiter::new(Group::Upload, "sc:rl:upload:", limits.upload_per_minute, n),
             ]),
             trusted: limits.trusted_proxies.clone().into(),
-            max_keys: limits.max_keys,
+            ipv6_prefix: limits.ipv6_prefix,
             shared: None,
         }))
     }
@@ -500,18 +666,31 @@ impl RateLimits {
             Group::Auth => &self.limiters[0],
             Group::Generate => &self.limiters[1],
             Group::Api | Group::Upload | Group::User => &self.limiters[2],
+            Group::Media => &self.limiters[3],
         }
     }
 
-    /// Counts one request from `ip` against `group`.
+    /// Counts one request from `ip` against `group`: under its /64 (or the configured
+    /// prefix) for IPv6, in process and in Redis alike.
     pub async fn check(&self, group: Group, ip: IpAddr) -> Result<(), Denied> {
-        self.check_in(self.limiter(group), &ip).await
+        let key = client_key(ip, self.ipv6_prefix);
+        self.check_in(self.limiter(group), &key).await
+    }
+
+    /// The IPv6 prefix length clients are counted by.
+    pub fn ipv6_prefix(&self) -> u8 {
+        self.ipv6_prefix
+    }
+
+    /// Whether `peer` is a configured trusted proxy.
+    pub fn is_trusted_proxy(&self, peer: IpAddr) -> bool {
+        self.trusted.iter().any(|r| r.contains(peer))
     }
 
     /// Counts one request of `user` on `tier` against the tier's allowance, and an upload
     /// against the per-user upload limit too. Sign-in requests (`auth`) are not counted.
     pub async fn check_user(&self, group: Group, user: Uuid, tier: Tier) -> Result<(), Denied> {
-        if group == Group::Auth {
+        if matches!(group, Group::Auth | Group::Media) {
             return Ok(());
         }
         let allowance = match tier {
@@ -541,16 +720,16 @@ impl RateLimits {
     /// Client addresses remembered in process in `group` (in Redis mode, only those the
     /// fallback saw).
     pub fn keys(&self, group: Group) -> usize {
-        self.limiter(group).table().len()
+        self.limiter(group).table.len()
     }
 
-    /// Drops idle keys, and resets a group that still holds more than `max_keys`.
+    /// Drops the keys that are full again (the bound on keys is kept as they arrive).
     pub fn prune(&self) {
         for l in self.limiters.iter() {
-            l.prune(self.max_keys);
+            l.table.prune();
         }
         for l in self.users.iter() {
-            l.prune(self.max_keys);
+            l.table.prune();
         }
     }
 
@@ -566,7 +745,8 @@ impl RateLimits {
     /// The client address: the peer, or the nearest untrusted hop in `X-Forwarded-For`
     /// when the peer is a trusted proxy.
     pub fn client_ip(&self, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
-        if !self.trusted.contains(&peer) {
+        let peer = peer.to_canonical();
+        if !self.is_trusted_proxy(peer) {
             return peer;
         }
         let hops: Vec<IpAddr> = headers
@@ -578,7 +758,8 @@ impl RateLimits {
             .collect();
         hops.into_iter()
             .rev()
-            .find(|ip| !self.trusted.contains(ip))
+            .map(|ip| ip.to_canonical())
+            .find(|ip| !self.is_trusted_proxy(*ip))
             .unwrap_or(peer)
     }
 }
@@ -728,18 +909,18 @@ mod tests {
     #[test]
     fn the_redis_parameters_are_governors() {
         // 5 a minute: one every 12 s, and 4 more beyond the first in a burst.
-        let l = Limiter::<IpAddr>::new(Group::Auth, "sc:rl:auth:", 5);
+        let l = Limiter::<IpAddr>::new(Group::Auth, "sc:rl:auth:", 5, 10);
         assert_eq!(l.interval_us, 12_000_000);
         assert_eq!(l.tolerance_us, 48_000_000);
         // A zero limit is treated as one, as in process.
-        let l = Limiter::<IpAddr>::new(Group::Auth, "sc:rl:auth:", 0);
+        let l = Limiter::<IpAddr>::new(Group::Auth, "sc:rl:auth:", 0, 10);
         assert_eq!((l.interval_us, l.tolerance_us), (60_000_000, 0));
     }
 
     #[test]
     fn groups_follow_the_path() {
         assert_eq!(Group::of(&Method::GET, "/"), None);
-        assert_eq!(Group::of(&Method::GET, "/media/x"), None);
+        assert_eq!(Group::of(&Method::GET, "/media/x"), Some(Group::Media));
         assert_eq!(Group::of(&Method::GET, "/api/health"), None);
         assert_eq!(
             Group::of(&Method::POST, "/api/generations/submit"),
@@ -762,7 +943,7 @@ mod tests {
     #[test]
     fn forwarded_for_is_believed_only_from_trusted_proxies() {
         let rl = RateLimits::new(&Limits {
-            trusted_proxies: vec![ip("10.0.0.9"), ip("10.0.0.8")],
+            trusted_proxies: vec!["10.0.0.9".parse().unwrap(), "10.0.0.8".parse().unwrap()],
             ..Limits::default()
         });
         let mut h = HeaderMap::new();
@@ -793,5 +974,116 @@ mod tests {
         }
         rl.prune();
         assert!(rl.keys(Group::Api) <= 1_000, "{}", rl.keys(Group::Api));
+    }
+
+    #[tokio::test]
+    async fn ipv6_clients_share_a_limit_per_64_and_ipv4_per_address() {
+        let rl = RateLimits::new(&Limits::default());
+        for i in 0..5 {
+            // Five addresses of one /64: one client.
+            rl.check(Group::Auth, ip(&format!("2001:db8:1:2::{i:x}")))
+                .await
+                .unwrap();
+        }
+        assert!(
+            rl.check(Group::Auth, ip("2001:db8:1:2:ffff:1:2:3"))
+                .await
+                .is_err()
+        );
+        // The neighbouring /64 is someone else.
+        rl.check(Group::Auth, ip("2001:db8:1:3::1")).await.unwrap();
+        // IPv4 by address, also when it arrives IPv4-mapped.
+        for _ in 0..5 {
+            rl.check(Group::Auth, ip("192.0.2.1")).await.unwrap();
+        }
+        assert!(rl.check(Group::Auth, ip("::ffff:192.0.2.1")).await.is_err());
+        rl.check(Group::Auth, ip("192.0.2.2")).await.unwrap();
+        // The prefix is configurable.
+        let rl = RateLimits::new(&Limits {
+            ipv6_prefix: 128,
+            ..Limits::default()
+        });
+        for _ in 0..5 {
+            rl.check(Group::Auth, ip("2001:db8::1")).await.unwrap();
+        }
+        rl.check(Group::Auth, ip("2001:db8::2")).await.unwrap();
+        assert_eq!(
+            client_key(ip("2001:db8:1:2:3:4:5:6"), 48),
+            ip("2001:db8:1::")
+        );
+        assert_eq!(client_key(ip("2001:db8::1"), 0), ip("::"));
+    }
+
+    #[tokio::test]
+    async fn a_flood_of_new_keys_does_not_reset_a_limited_client() {
+        let rl = RateLimits::new(&Limits {
+            max_keys: 1_000,
+            ..Limits::default()
+        });
+        let attacker = ip("198.51.100.7");
+        let active = ip("198.51.100.8");
+        for _ in 0..100 {
+            rl.check(Group::Api, attacker).await.unwrap();
+        }
+        assert!(rl.check(Group::Api, attacker).await.is_err());
+        // Someone active but within their allowance keeps their count too.
+        for _ in 0..60 {
+            rl.check(Group::Api, active).await.unwrap();
+        }
+        // Fifty times the table's size in fresh sources, each seen once, with pruning.
+        for i in 0..50_000u32 {
+            let _ = rl
+                .check(Group::Api, IpAddr::from((0x0a00_0000 + i).to_be_bytes()))
+                .await;
+            if i % 10_000 == 9_999 {
+                rl.prune();
+            }
+        }
+        assert!(rl.keys(Group::Api) <= 1_000, "{}", rl.keys(Group::Api));
+        let denied = rl.check(Group::Api, attacker).await.unwrap_err();
+        assert!(denied.retry_after > Duration::ZERO);
+        // 40 left of its 100 (plus whatever refilled meanwhile), not a fresh 100.
+        let mut left = 0;
+        while rl.check(Group::Api, active).await.is_ok() {
+            left += 1;
+            assert!(left < 60, "the active client's count was reset");
+        }
+        assert!(left >= 40, "{left}");
+    }
+
+    #[test]
+    fn trusted_proxies_may_be_cidr_ranges() {
+        let rl = RateLimits::new(&Limits {
+            trusted_proxies: vec!["10.0.0.0/8".parse().unwrap(), "fd00::/8".parse().unwrap()],
+            ..Limits::default()
+        });
+        let mut h = HeaderMap::new();
+        h.insert(
+            "x-forwarded-for",
+            HeaderValue::from_static("203.0.113.7, 10.20.30.40"),
+        );
+        // Inside the ranges: believed, and the hop inside a range skipped too.
+        assert_eq!(rl.client_ip(ip("10.255.0.1"), &h), ip("203.0.113.7"));
+        assert_eq!(rl.client_ip(ip("fd12:3456::1"), &h), ip("203.0.113.7"));
+        assert_eq!(rl.client_ip(ip("::ffff:10.1.2.3"), &h), ip("203.0.113.7"));
+        // Outside: not believed.
+        assert_eq!(rl.client_ip(ip("11.0.0.1"), &h), ip("11.0.0.1"));
+        assert_eq!(rl.client_ip(ip("fe00::1"), &h), ip("fe00::1"));
+        for bad in [
+            "10.0.0.0/33",
+            "fd00::/129",
+            "10.0.0/8",
+            "proxy.local",
+            "10.0.0.0/x",
+        ] {
+            assert!(bad.parse::<IpRange>().is_err(), "{bad}");
+        }
+        assert!(
+            "0.0.0.0/0"
+                .parse::<IpRange>()
+                .unwrap()
+                .contains(ip("8.8.8.8"))
+        );
+        assert!(!"::/0".parse::<IpRange>().unwrap().contains(ip("8.8.8.8")));
     }
 }

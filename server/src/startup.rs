@@ -184,13 +184,15 @@ async fn serve_with(config: &Config, db: &Database, options: LeptosOptions) -> R
     };
 
     tracing::info!(%addr, env = ?config.env, "SocialCraft is listening on http://{addr}");
-    let served = axum::serve(
+    // Our own accept loop rather than `axum::serve`: header-read timeout and connection caps.
+    crate::serving::serve(
         listener,
-        router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        router,
+        settings.connections,
+        settings.rate_limits.clone(),
+        stopped(stop_rx),
     )
-    .with_graceful_shutdown(stopped(stop_rx))
-    .await
-    .map_err(|e| format!("server error: {e}"));
+    .await;
     if let Some(worker) = worker
         && let Err(e) = worker.await
     {
@@ -205,7 +207,6 @@ async fn serve_with(config: &Config, db: &Database, options: LeptosOptions) -> R
     media_sweeper.abort();
     trends.abort();
     revocations.abort();
-    served?;
     tracing::info!("shut down cleanly");
     Ok(())
 }

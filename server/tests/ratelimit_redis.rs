@@ -290,3 +290,42 @@ async fn a_redis_that_is_down_at_start_is_not_an_error() {
         .is_err()
     );
 }
+
+#[tokio::test]
+async fn ipv6_clients_are_keyed_by_their_prefix_in_redis_too() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let limits = Limits {
+        auth_per_minute: 3,
+        ..Limits::default()
+    };
+    let (a, b) = two_instances(&redis, &limits).await;
+    // Three addresses of one /64, across both instances: one client, one key.
+    a.check(Group::Auth, ip("2001:db8:5:6::1")).await.unwrap();
+    b.check(Group::Auth, ip("2001:db8:5:6::2")).await.unwrap();
+    a.check(Group::Auth, ip("2001:db8:5:6:aaaa::3"))
+        .await
+        .unwrap();
+    assert!(b.check(Group::Auth, ip("2001:db8:5:6::4")).await.is_err());
+    // The next /64 is another client.
+    b.check(Group::Auth, ip("2001:db8:5:7::1")).await.unwrap();
+    assert_eq!(
+        a.fallbacks() + b.fallbacks(),
+        0,
+        "Redis answered every check"
+    );
+    // What Redis holds: the prefixes, never the addresses.
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let mut keys: Vec<String> = redis::cmd("KEYS")
+        .arg("sc:rl:auth:*")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    keys.sort();
+    assert_eq!(
+        keys,
+        ["sc:rl:auth:2001:db8:5:6::", "sc:rl:auth:2001:db8:5:7::"]
+    );
+}
