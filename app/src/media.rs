@@ -4,6 +4,12 @@
 //! Keys are content-addressed with a random prefix: `{prefix}/{sha256}.{ext}`. The hash makes
 //! a stored object immutable (so it can be cached forever and its hash is its ETag); the
 //! random prefix keeps keys unguessable and spreads them across directories or partitions.
+//!
+//! Reading for `/media/` is a stream ([`MediaStore::stream`]), optionally of one byte range,
+//! so a large file (a video later) never sits whole in memory; [`resolve_range`] turns a
+//! `Range` header into that range. Unsharing an image moves it to new keys under a fresh
+//! prefix ([`rotate_key`], [`MediaStore::copy`]; see `gallery::service::share`), which is how
+//! a URL that was public stops working.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -125,6 +131,117 @@ pub fn parse_key(key: &str) -> Option<KeyParts<'_>> {
     })
 }
 
+/// `key` moved under the new random `prefix` (16 lowercase hex digits), same content hash,
+/// kind and folder; `None` when `key` is not one of ours or `prefix` is malformed.
+pub fn rotate_key(key: &str, prefix: &str) -> Option<String> {
+    parse_key(key)?;
+    let (folder, rest) = match key.strip_prefix(UPLOADS_PREFIX) {
+        Some(rest) => (UPLOADS_PREFIX, rest),
+        None => ("", key),
+    };
+    let (_, file) = rest.split_once('/')?;
+    let rotated = format!("{folder}{prefix}/{file}");
+    parse_key(&rotated).is_some().then_some(rotated)
+}
+
+/// A new random key prefix (16 hex digits, 64 bits).
+pub fn new_prefix() -> String {
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    id[..16].to_owned()
+}
+
+/// What a `Range` header asks of an object of a known size.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RangeAnswer {
+    /// No usable range (absent, another unit, or malformed, which RFC 9110 says to ignore):
+    /// the whole object, 200.
+    Whole,
+    /// One satisfiable range, clipped to the object: 206 with these bytes (end exclusive).
+    Part(std::ops::Range<u64>),
+    /// A range that starts past the end, or a zero-length suffix: 416.
+    Unsatisfiable,
+    /// More than one range: refused with 416 too (see [`resolve_range`]).
+    Multiple,
+}
+
+/// Resolves a `Range` header value against an object of `size` bytes. Supports one range of
+/// `bytes=a-b`, `bytes=a-` and `bytes=-n`.
+///
+/// Several ranges are refused rather than served: answering them whole would let a request
+/// for a few bytes cost the whole file, serving them as `multipart/byteranges` (with
+/// overlapping ranges) multiplies the bytes sent, and the clients we serve (browsers' image
+/// and video elements) only ever ask for one.
+pub fn resolve_range(header: &str, size: u64) -> RangeAnswer {
+    let header = header.trim();
+    let Some((unit, spec)) = header.split_once('=') else {
+        return RangeAnswer::Whole;
+    };
+    if !unit.trim().eq_ignore_ascii_case("bytes") {
+        return RangeAnswer::Whole;
+    }
+    if spec.contains(',') {
+        return RangeAnswer::Multiple;
+    }
+    let Some((first, last)) = spec.trim().split_once('-') else {
+        return RangeAnswer::Whole;
+    };
+    let (first, last) = (first.trim(), last.trim());
+    let number = |s: &str| -> Option<u64> {
+        if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        // Digits too many for a u64 are still a position past any end.
+        Some(s.parse::<u64>().unwrap_or(u64::MAX))
+    };
+    if first.is_empty() {
+        // bytes=-n: the last n bytes.
+        let Some(n) = number(last) else {
+            return RangeAnswer::Whole;
+        };
+        if n == 0 || size == 0 {
+            return RangeAnswer::Unsatisfiable;
+        }
+        return RangeAnswer::Part(size.saturating_sub(n)..size);
+    }
+    let Some(start) = number(first) else {
+        return RangeAnswer::Whole;
+    };
+    let end = if last.is_empty() {
+        size
+    } else {
+        let Some(last) = number(last) else {
+            return RangeAnswer::Whole;
+        };
+        if last < start {
+            return RangeAnswer::Whole;
+        }
+        last.saturating_add(1).min(size)
+    };
+    if start >= size {
+        return RangeAnswer::Unsatisfiable;
+    }
+    RangeAnswer::Part(start..end)
+}
+
+/// An object being read from the store: its size and a stream of the requested bytes.
+pub struct MediaStream {
+    /// The whole object's size in bytes.
+    pub size: u64,
+    /// The bytes the stream yields (end exclusive).
+    pub range: std::ops::Range<u64>,
+    /// The bytes, in the store's chunks (the file store reads a few KiB at a time).
+    pub body: futures_util::stream::BoxStream<'static, Result<bytes::Bytes, MediaError>>,
+}
+
+impl std::fmt::Debug for MediaStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MediaStream")
+            .field("size", &self.size)
+            .field("range", &self.range)
+            .finish_non_exhaustive()
+    }
+}
+
 /// The media store. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct MediaStore {
@@ -213,6 +330,53 @@ impl MediaStore {
             Err(object_store::Error::NotFound { .. }) => Ok(None),
             Err(e) => Err(err(e)),
         }
+    }
+
+    /// Streams the object at `key` (all of it, or `range`, which must lie inside it: resolve
+    /// it against [`MediaStore::size`] first), or `None` when there is none. Nothing is read
+    /// until the stream is polled, so a large object never sits whole in memory.
+    pub async fn stream(
+        &self,
+        key: &str,
+        range: Option<std::ops::Range<u64>>,
+    ) -> Result<Option<MediaStream>, MediaError> {
+        use futures_util::TryStreamExt;
+        let options = object_store::GetOptions {
+            range: range.map(object_store::GetRange::Bounded),
+            ..Default::default()
+        };
+        match self.store.get_opts(&ObjectPath::from(key), options).await {
+            Ok(result) => {
+                let size = result.meta.size;
+                let range = result.range.clone();
+                let body = result.into_stream().map_err(err);
+                Ok(Some(MediaStream {
+                    size,
+                    range,
+                    body: Box::pin(body),
+                }))
+            }
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(err(e)),
+        }
+    }
+
+    /// The size of the object at `key` (a `HEAD`, nothing read), or `None` when there is none.
+    pub async fn size(&self, key: &str) -> Result<Option<u64>, MediaError> {
+        match self.store.head(&ObjectPath::from(key)).await {
+            Ok(meta) => Ok(Some(meta.size)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(err(e)),
+        }
+    }
+
+    /// Copies the object at `from` to `to` inside the store (S3 copies server-side, the file
+    /// store hard-links), replacing whatever `to` held.
+    pub async fn copy(&self, from: &str, to: &str) -> Result<(), MediaError> {
+        self.store
+            .copy(&ObjectPath::from(from), &ObjectPath::from(to))
+            .await
+            .map_err(err)
     }
 
     /// Deletes the object at `key`; deleting what is not there is fine.
@@ -324,6 +488,55 @@ mod tests {
         ] {
             assert_eq!(parse_key(&bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn ranges_resolve_against_the_size() {
+        use RangeAnswer::*;
+        for (header, want) in [
+            ("bytes=0-9", Part(0..10)),
+            ("bytes=10-", Part(10..100)),
+            ("bytes=-10", Part(90..100)),
+            ("bytes=-1000", Part(0..100)),
+            ("bytes=90-1000", Part(90..100)),
+            ("bytes=99-99", Part(99..100)),
+            ("Bytes = 5-6", Part(5..7)),
+            ("bytes=100-", Unsatisfiable),
+            ("bytes=100-200", Unsatisfiable),
+            ("bytes=99999999999999999999999-", Unsatisfiable),
+            ("bytes=-0", Unsatisfiable),
+            ("bytes=0-1,5-6", Multiple),
+            ("bytes=0-1, 0-1", Multiple),
+            ("bytes=9-1", Whole),
+            ("bytes=a-b", Whole),
+            ("bytes=-", Whole),
+            ("bytes=+1-2", Whole),
+            ("items=0-1", Whole),
+            ("nonsense", Whole),
+        ] {
+            assert_eq!(resolve_range(header, 100), want, "{header}");
+        }
+        assert_eq!(resolve_range("bytes=-5", 0), Unsatisfiable);
+        assert_eq!(resolve_range("bytes=0-", 0), Unsatisfiable);
+    }
+
+    #[test]
+    fn rotated_keys_keep_everything_but_the_prefix() {
+        let hash = "b".repeat(64);
+        let prefix = new_prefix();
+        assert_eq!(
+            rotate_key(&format!("0123456789abcdef/{hash}.webp"), &prefix),
+            Some(format!("{prefix}/{hash}.webp"))
+        );
+        assert_eq!(
+            rotate_key(&format!("uploads/0123456789abcdef/{hash}.jpg"), &prefix),
+            Some(format!("uploads/{prefix}/{hash}.jpg"))
+        );
+        assert_eq!(rotate_key("../x", &prefix), None);
+        assert_eq!(
+            rotate_key(&format!("0123456789abcdef/{hash}.webp"), "../.."),
+            None
+        );
     }
 
     #[tokio::test]

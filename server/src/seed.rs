@@ -336,6 +336,16 @@ pub async fn seed(
                             .await?;
                     }
                 }
+                // And how many shared images use each file (what `/media/` caches publicly).
+                diesel::sql_query(
+                    "UPDATE media_blobs b SET public_refs = p.n \
+                     FROM (SELECT k, count(*)::int AS n FROM images, \
+                             unnest(ARRAY[png_key, webp_320_key, webp_720_key, webp_full_key]) AS k \
+                           WHERE public GROUP BY k) p \
+                     WHERE b.key = p.k",
+                )
+                .execute(conn)
+                .await?;
             }
             Ok(ratings)
         })

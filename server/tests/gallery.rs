@@ -40,6 +40,309 @@ async fn add_images(db: &TestDb, owner: Uuid, n: usize, public_every: usize, off
     .await;
 }
 
+/// Inserts an image of `owner` on four stored files: `files`, or four new ones. Returns its
+/// id and its keys (PNG, WebP 320, 720, full).
+async fn image_with_files(
+    state: &AppState,
+    db: &TestDb,
+    owner: Uuid,
+    public: bool,
+    files: Option<[String; 4]>,
+) -> (Uuid, [String; 4]) {
+    let keys = match files {
+        Some(k) => k,
+        None => {
+            let mut keys = Vec::new();
+            for kind in [
+                MediaKind::Png,
+                MediaKind::Webp,
+                MediaKind::Webp,
+                MediaKind::Webp,
+            ] {
+                let content = Uuid::new_v4().as_bytes().repeat(64);
+                keys.push(state.media.put(content, kind).await.unwrap().key);
+            }
+            keys.try_into().unwrap()
+        }
+    };
+    let id = Uuid::new_v4();
+    db.exec(&format!(
+        "WITH g AS (INSERT INTO generations (prompt, style, format, variations, provider, seed, \
+           status, progress, user_id) VALUES ('Files', 'bold', 'x_post', 1, 'builtin', 1, \
+           'succeeded', 100, '{owner}') RETURNING id) \
+         INSERT INTO images (id, generation_id, variation, seed, width, height, png_key, \
+           webp_320_key, webp_720_key, webp_full_key, sha256, bytes, render_ms, user_id, public) \
+         SELECT '{id}', id, 0, 1, 1600, 900, '{}', '{}', '{}', '{}', repeat('c', 64), 100, 1, \
+           '{owner}', {public} FROM g",
+        keys[0], keys[1], keys[2], keys[3]
+    ))
+    .await;
+    (id, keys)
+}
+
+/// The image's keys as stored now.
+async fn keys_of(db: &TestDb, id: Uuid) -> [String; 4] {
+    use app::db::schema::images;
+    let mut c = db.conn().await;
+    let (a, b, m, f): (String, String, String, String) = images::table
+        .find(id)
+        .select((
+            images::png_key,
+            images::webp_320_key,
+            images::webp_720_key,
+            images::webp_full_key,
+        ))
+        .first(&mut c)
+        .await
+        .unwrap();
+    [a, b, m, f]
+}
+
+/// Status, `Cache-Control` and body of `/media/{key}`.
+async fn fetch_media(router: &Router, key: &str) -> (StatusCode, String, Vec<u8>) {
+    let res = send(router, support::get_req(&format!("/media/{key}"))).await;
+    let status = res.status();
+    let cache = res
+        .headers()
+        .get("cache-control")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    (status, cache, support::bytes(res).await)
+}
+
+const PUBLIC: &str = "public, max-age=31536000, immutable";
+const PRIVATE: &str = "private, max-age=0, must-revalidate";
+
+async fn share_as(router: &Router, who: &Session, id: Uuid, public: bool) -> StatusCode {
+    send(
+        router,
+        with_session(
+            form_post("/api/gallery/share", &format!("id={id}&public={public}")),
+            who,
+        ),
+    )
+    .await
+    .status()
+}
+
+#[tokio::test]
+async fn unsharing_ends_the_old_urls_and_keeps_the_image_for_its_owner() {
+    let db = TestDb::new().await;
+    let state = state_for(&db);
+    let router = app(&state);
+    let owner = signed_in(&state, "owner@example.com").await;
+    let other = signed_in(&state, "other@example.com").await;
+
+    // Private until shared: its files are served, but only as private.
+    let (id, old) = image_with_files(&state, &db, owner.user.id, false, None).await;
+    let (s, cache, before) = fetch_media(&router, &old[0]).await;
+    assert_eq!((s, cache.as_str()), (StatusCode::OK, PRIVATE));
+    assert_eq!(share_as(&router, &owner, id, true).await, StatusCode::OK);
+    assert_eq!(keys_of(&db, id).await, old, "sharing keeps the URLs");
+    for key in &old {
+        let (s, cache, _) = fetch_media(&router, key).await;
+        assert_eq!((s, cache.as_str()), (StatusCode::OK, PUBLIC), "{key}");
+    }
+
+    // Made private again: every old URL is gone, also to a revalidating cache.
+    assert_eq!(share_as(&router, &owner, id, false).await, StatusCode::OK);
+    let new = keys_of(&db, id).await;
+    let mut c = db.conn().await;
+    for (o, n) in old.iter().zip(&new) {
+        assert_ne!(o, n);
+        let (s, _, _) = fetch_media(&router, o).await;
+        assert_eq!(s, StatusCode::NOT_FOUND, "{o} after unsharing");
+        let etag = format!("\"{}\"", app::media::parse_key(o).unwrap().sha256);
+        let req = axum::http::Request::get(format!("/media/{o}"))
+            .header("if-none-match", etag)
+            .body(axum::body::Body::empty())
+            .unwrap();
+        assert_eq!(send(&router, req).await.status(), StatusCode::NOT_FOUND);
+        assert!(state.media.get(o).await.unwrap().is_none(), "{o} deleted");
+        assert_eq!(
+            app::gallery::records::refs_of(&mut c, o).await.unwrap(),
+            None
+        );
+        assert_eq!(
+            app::gallery::records::refs_of(&mut c, n).await.unwrap(),
+            Some(1)
+        );
+    }
+    // The owner still sees it, at its new URLs, with the same bytes, as private.
+    let detail = service::detail(&state, Some(owner.user.id), id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(detail.card.src.png, format!("/media/{}", new[0]));
+    assert!(!detail.card.public);
+    let (s, cache, after) = fetch_media(&router, &new[0]).await;
+    assert_eq!(
+        (s, cache.as_str(), &after),
+        (StatusCode::OK, PRIVATE, &before)
+    );
+    assert!(
+        service::detail(&state, Some(other.user.id), id)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // Unsharing what is private already changes nothing.
+    assert_eq!(share_as(&router, &owner, id, false).await, StatusCode::OK);
+    assert_eq!(keys_of(&db, id).await, new);
+
+    // Two shared images on the same files (seeded or de-duplicated content): unsharing one
+    // moves it and leaves the other, and the files it still uses, as they were.
+    let (mine, shared) = image_with_files(&state, &db, owner.user.id, true, None).await;
+    let (theirs, _) =
+        image_with_files(&state, &db, other.user.id, true, Some(shared.clone())).await;
+    assert_eq!(share_as(&router, &owner, mine, false).await, StatusCode::OK);
+    assert_ne!(keys_of(&db, mine).await, shared);
+    assert_eq!(keys_of(&db, theirs).await, shared);
+    for key in &shared {
+        let (s, cache, _) = fetch_media(&router, key).await;
+        assert_eq!((s, cache.as_str()), (StatusCode::OK, PUBLIC), "{key}");
+        assert_eq!(
+            app::gallery::records::refs_of(&mut c, key).await.unwrap(),
+            Some(1)
+        );
+    }
+    for key in &keys_of(&db, mine).await {
+        let (s, cache, _) = fetch_media(&router, key).await;
+        assert_eq!((s, cache.as_str()), (StatusCode::OK, PRIVATE), "{key}");
+    }
+    // Once the other creator unshares too, the shared files are nobody's public files.
+    assert_eq!(
+        share_as(&router, &other, theirs, false).await,
+        StatusCode::OK
+    );
+    for key in &shared {
+        let (s, _, _) = fetch_media(&router, key).await;
+        assert_eq!(s, StatusCode::NOT_FOUND, "{key}");
+    }
+}
+
+/// A store whose deletes all fail (a bucket policy without delete, a network cut at the
+/// wrong moment); everything else is the file store's.
+#[derive(Debug)]
+struct NoDeletes(std::sync::Arc<dyn object_store::ObjectStore>);
+
+impl std::fmt::Display for NoDeletes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "NoDeletes({})", self.0)
+    }
+}
+
+#[async_trait::async_trait]
+impl object_store::ObjectStore for NoDeletes {
+    async fn put_opts(
+        &self,
+        location: &object_store::path::Path,
+        payload: object_store::PutPayload,
+        opts: object_store::PutOptions,
+    ) -> object_store::Result<object_store::PutResult> {
+        self.0.put_opts(location, payload, opts).await
+    }
+    async fn put_multipart_opts(
+        &self,
+        location: &object_store::path::Path,
+        opts: object_store::PutMultipartOptions,
+    ) -> object_store::Result<Box<dyn object_store::MultipartUpload>> {
+        self.0.put_multipart_opts(location, opts).await
+    }
+    async fn get_opts(
+        &self,
+        location: &object_store::path::Path,
+        options: object_store::GetOptions,
+    ) -> object_store::Result<object_store::GetResult> {
+        self.0.get_opts(location, options).await
+    }
+    fn delete_stream(
+        &self,
+        locations: futures_util::stream::BoxStream<
+            'static,
+            object_store::Result<object_store::path::Path>,
+        >,
+    ) -> futures_util::stream::BoxStream<'static, object_store::Result<object_store::path::Path>>
+    {
+        use futures_util::StreamExt;
+        locations
+            .map(|_| {
+                Err(object_store::Error::Generic {
+                    store: "NoDeletes",
+                    source: "deletes are refused".into(),
+                })
+            })
+            .boxed()
+    }
+    fn list(
+        &self,
+        prefix: Option<&object_store::path::Path>,
+    ) -> futures_util::stream::BoxStream<'static, object_store::Result<object_store::ObjectMeta>>
+    {
+        self.0.list(prefix)
+    }
+    async fn list_with_delimiter(
+        &self,
+        prefix: Option<&object_store::path::Path>,
+    ) -> object_store::Result<object_store::ListResult> {
+        self.0.list_with_delimiter(prefix).await
+    }
+    async fn copy_opts(
+        &self,
+        from: &object_store::path::Path,
+        to: &object_store::path::Path,
+        options: object_store::CopyOptions,
+    ) -> object_store::Result<()> {
+        self.0.copy_opts(from, to, options).await
+    }
+}
+
+#[tokio::test]
+async fn a_stored_unshare_or_delete_is_answered_as_done_whatever_fails_after_it() {
+    let db = TestDb::new().await;
+    let mut state = state_for(&db);
+    let dir = std::env::temp_dir().join(format!("sc-nodeletes-{}", Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let local = object_store::local::LocalFileSystem::new_with_prefix(&dir).unwrap();
+    state.media = app::media::MediaStore::from_store(std::sync::Arc::new(NoDeletes(
+        std::sync::Arc::new(local),
+    )));
+    let router = app(&state);
+    let owner = signed_in(&state, "owner@example.com").await;
+
+    // The unshare commits, then its old files cannot be deleted: still a success, the image
+    // is private at its new keys, and the old URLs are already gone (counted at zero, left
+    // for the sweeper).
+    let (id, old) = image_with_files(&state, &db, owner.user.id, true, None).await;
+    assert_eq!(share_as(&router, &owner, id, false).await, StatusCode::OK);
+    let new = keys_of(&db, id).await;
+    assert_ne!(new, old);
+    let mut c = db.conn().await;
+    for key in &old {
+        assert!(
+            state.media.get(key).await.unwrap().is_some(),
+            "not deletable"
+        );
+        assert_eq!(
+            app::gallery::records::refs_of(&mut c, key).await.unwrap(),
+            Some(0)
+        );
+        let (s, _, _) = fetch_media(&router, key).await;
+        assert_eq!(s, StatusCode::NOT_FOUND, "{key}");
+    }
+    let detail = service::detail(&state, Some(owner.user.id), id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!detail.card.public);
+
+    // Sharing again, and deleting with undeletable files: both succeed.
+    assert_eq!(share_as(&router, &owner, id, true).await, StatusCode::OK);
+    service::delete(&state, owner.user.id, id).await.unwrap();
+    assert_eq!(db.count("images").await, 0);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 async fn ids_where(db: &TestDb, filter: &str) -> HashSet<Uuid> {
     let mut c = db.conn().await;
     app::db::schema::images::table
@@ -341,9 +644,8 @@ async fn sharing_puts_an_image_on_explore_and_only_then_shows_it_to_others() {
     let router = app(&state);
     let owner = signed_in(&state, "owner@example.com").await;
     let other = signed_in(&state, "other@example.com").await;
-    add_images(&db, owner.user.id, 1, 1_000_000, 0).await;
-    // seed 0 % n = 0: the one image is shared; unshare it first.
-    let id = *ids_where(&db, "true").await.iter().next().unwrap();
+    // A shared image (with real files, which unsharing moves); unshare it first.
+    let (id, _) = image_with_files(&state, &db, owner.user.id, true, None).await;
     let share = |who: &Session, public: &str| {
         send(
             &router,

@@ -3,6 +3,8 @@
 //! pipeline storing into it and `/media` serving from it.
 //!
 //! `./dev test` installs `s3s-fs`; run alone, set `S3S_FS` to its path if it is not on PATH.
+//!
+//! Also `/media/` itself on both stores: bodies streamed in pieces, byte ranges, 416s.
 
 mod support;
 
@@ -172,4 +174,157 @@ async fn generations_store_into_s3_and_are_served_from_it() {
             "{key} in the bucket"
         );
     }
+}
+
+/// A GET of `path` with `headers`.
+fn media_req(path: &str, headers: &[(&str, &str)]) -> axum::http::Request<axum::body::Body> {
+    let mut req = axum::http::Request::get(path);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    req.body(axum::body::Body::empty()).unwrap()
+}
+
+/// Status, headers and body of one request.
+async fn answer(
+    app: &axum::Router,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> (StatusCode, axum::http::HeaderMap, Vec<u8>) {
+    let res = send(app, media_req(path, headers)).await;
+    let (status, h) = (res.status(), res.headers().clone());
+    (status, h, support::bytes(res).await)
+}
+
+/// What every range request against `content` at `url` must answer, on any store.
+async fn ranges_answer_exactly(app: &axum::Router, url: &str, content: &[u8]) {
+    let len = content.len();
+    let etag = format!("\"{}\"", app::media::parse_key(&url[7..]).unwrap().sha256);
+    let (s, h, body) = answer(app, url, &[]).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(h["accept-ranges"], "bytes");
+    assert_eq!(h["content-length"], len.to_string().as_str());
+    assert!(body == content, "the whole file");
+    for (range, from, to) in [
+        ("bytes=0-9".to_owned(), 0, 10),
+        (format!("bytes={}-", len - 5), len - 5, len),
+        ("bytes=-7".to_owned(), len - 7, len),
+        ("bytes=1000-1999999".to_owned(), 1000, 2_000_000),
+        (format!("bytes=100-{}", len + 50), 100, len),
+    ] {
+        let (s, h, body) = answer(app, url, &[("range", &range)]).await;
+        assert_eq!(s, StatusCode::PARTIAL_CONTENT, "{range}");
+        assert_eq!(
+            h["content-range"],
+            format!("bytes {from}-{}/{len}", to - 1).as_str(),
+            "{range}"
+        );
+        assert_eq!(h["content-length"], (to - from).to_string().as_str());
+        assert_eq!(h["etag"], etag.as_str());
+        assert!(body == content[from..to], "{range}: wrong bytes");
+    }
+    // Past the end, an empty suffix, and several ranges: 416 naming the size.
+    for range in [
+        format!("bytes={len}-"),
+        format!("bytes={}-{}", len + 1, len + 9),
+        "bytes=-0".to_owned(),
+        "bytes=0-1,4-5".to_owned(),
+        "bytes=0-0, -1".to_owned(),
+    ] {
+        let (s, h, body) = answer(app, url, &[("range", &range)]).await;
+        assert_eq!(s, StatusCode::RANGE_NOT_SATISFIABLE, "{range}");
+        assert_eq!(
+            h["content-range"],
+            format!("bytes */{len}").as_str(),
+            "{range}"
+        );
+        assert!(body.is_empty());
+    }
+    // A malformed range is ignored; If-Range with our tag keeps the range, anything else
+    // gets the whole file; If-None-Match is a 304.
+    let (s, _, body) = answer(app, url, &[("range", "bytes=9-1")]).await;
+    assert_eq!((s, body.len()), (StatusCode::OK, len));
+    let (s, _, body) = answer(app, url, &[("range", "bytes=0-3"), ("if-range", &etag)]).await;
+    assert_eq!((s, &body[..]), (StatusCode::PARTIAL_CONTENT, &content[..4]));
+    for other in ["\"0000\"", "Wed, 21 Oct 2015 07:28:00 GMT"] {
+        let (s, _, body) = answer(app, url, &[("range", "bytes=0-3"), ("if-range", other)]).await;
+        assert_eq!((s, body.len()), (StatusCode::OK, len), "{other}");
+    }
+    let (s, _, body) = answer(app, url, &[("if-none-match", &etag)]).await;
+    assert_eq!((s, body.len()), (StatusCode::NOT_MODIFIED, 0));
+}
+
+/// Content that makes a wrong offset visible: no two nearby positions hold the same byte.
+fn patterned(len: usize) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i % 251) as u8 ^ (i / 251) as u8)
+        .collect()
+}
+
+#[tokio::test]
+async fn large_media_is_streamed_in_pieces_and_ranges_answer_exact_bytes() {
+    use http_body_util::BodyExt;
+    let db = TestDb::new().await;
+    let state = support::state_for(&db);
+    let app = server::http::app(state.clone(), support::leptos_options());
+    // 6 MiB in the file store.
+    let content = patterned(6 * 1024 * 1024 + 123);
+    let stored = state
+        .media
+        .put(content.clone(), MediaKind::Png)
+        .await
+        .unwrap();
+    let url = format!("/media/{}", stored.key);
+
+    // The body arrives as many pieces, none near the whole file: read whole (`bytes()`) it
+    // would be one frame of 6 MiB.
+    let res = send(&app, get_req(&url)).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let mut body = res.into_body();
+    let (mut frames, mut largest, mut got) = (0usize, 0usize, Vec::new());
+    while let Some(frame) = body.frame().await {
+        let data = frame.unwrap().into_data().unwrap();
+        frames += 1;
+        largest = largest.max(data.len());
+        got.extend_from_slice(&data);
+    }
+    assert!(got == content, "streamed bytes differ");
+    assert!(frames >= 16, "{frames} frames");
+    assert!(largest <= 1024 * 1024, "a frame of {largest} bytes");
+
+    ranges_answer_exactly(&app, &url, &content).await;
+    // A range of a large file streams too.
+    let res = send(&app, media_req(&url, &[("range", "bytes=1000-")])).await;
+    assert_eq!(res.status(), StatusCode::PARTIAL_CONTENT);
+    let mut body = res.into_body();
+    let mut frames = 0;
+    while let Some(frame) = body.frame().await {
+        frame.unwrap();
+        frames += 1;
+    }
+    assert!(frames >= 16, "{frames} frames for a range");
+}
+
+#[tokio::test]
+async fn media_on_s3_is_served_by_range_too() {
+    let s3 = start_s3().await;
+    let db = TestDb::new().await;
+    let mut state = support::state_for(&db);
+    state.media = server::storage::media_store(&s3_config(&s3.endpoint, SECRET_KEY)).unwrap();
+    let app = server::http::app(state.clone(), support::leptos_options());
+    let content = patterned(3 * 1024 * 1024 + 7);
+    let stored = state
+        .media
+        .put(content.clone(), MediaKind::Webp)
+        .await
+        .unwrap();
+    let url = format!("/media/{}", stored.key);
+    ranges_answer_exactly(&app, &url, &content).await;
+    let (s, _, _) = answer(
+        &app,
+        &format!("/media/{}", stored.key.replace(&stored.key[..4], "ffff")),
+        &[],
+    )
+    .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
 }

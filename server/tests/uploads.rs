@@ -531,15 +531,21 @@ async fn identical_files_are_stored_once_and_outlive_one_owner() {
     let a = signed_in(&state, "a@example.com").await;
     let b = signed_in(&state, "b@example.com").await;
 
-    // A JPEG with an EXIF block (orientation and a GPS tag's number) that variants must drop.
+    // A JPEG with an EXIF block (orientation and a GPS IFD naming a place) that neither the
+    // variants nor the downloaded original may carry.
     let photo = {
         let plain = jpeg(900, 600);
         let tiff: Vec<u8> = [
             &b"II*\x00\x08\x00\x00\x00"[..],
             &[2, 0],
             &[0x12, 0x01, 3, 0, 1, 0, 0, 0, 1, 0, 0, 0],
-            &[0x25, 0x88, 4, 0, 1, 0, 0, 0, 0, 0, 0, 0],
+            &[0x25, 0x88, 4, 0, 1, 0, 0, 0, 38, 0, 0, 0],
             &[0, 0, 0, 0],
+            // The GPS IFD: GPSMapDatum, 12 ASCII bytes at offset 56.
+            &[1, 0],
+            &[0x12, 0, 2, 0, 12, 0, 0, 0, 56, 0, 0, 0],
+            &[0, 0, 0, 0],
+            b"SECRETPLACE\x00",
         ]
         .concat();
         let mut app1 = b"Exif\x00\x00".to_vec();
@@ -592,7 +598,21 @@ async fn identical_files_are_stored_once_and_outlive_one_owner() {
     let original = ready["original_url"].as_str().unwrap().to_owned();
     let (s, h, body) = fetch(&router, &original).await;
     assert_eq!(s, StatusCode::OK);
-    assert_eq!(body, photo, "the original is served as uploaded");
+    // The original is the uploaded picture without its metadata: same pixels, no GPS.
+    assert!(photo.windows(11).any(|w| w == b"SECRETPLACE"));
+    assert!(
+        !body.windows(11).any(|w| w == b"SECRETPLACE"),
+        "the original kept its GPS block"
+    );
+    assert!(
+        !body.windows(4).any(|w| w == b"Exif"),
+        "the original kept EXIF"
+    );
+    assert_eq!(
+        image::load_from_memory(&body).unwrap().to_rgb8(),
+        image::load_from_memory(&photo).unwrap().to_rgb8()
+    );
+    assert_eq!(h["content-length"], body.len().to_string().as_str());
     assert!(
         h["content-disposition"]
             .to_str()

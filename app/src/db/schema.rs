@@ -91,6 +91,7 @@ diesel::table! {
         refs -> Int4,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        public_refs -> Int4,
     }
 }
 

@@ -300,6 +300,76 @@ pub async fn set_public(
     Ok(n == 1)
 }
 
+/// Whether `owner`'s image is shared, and its four keys (PNG, WebP 320, 720, full); `None`
+/// when they have no such image.
+pub async fn owned_media(
+    conn: &mut AsyncPgConnection,
+    owner: Uuid,
+    image: Uuid,
+) -> QueryResult<Option<(bool, [String; 4])>> {
+    let row: Option<(bool, String, String, String, String)> = images::table
+        .filter(images::id.eq(image))
+        .filter(images::user_id.eq(owner))
+        .select((
+            images::public,
+            images::png_key,
+            images::webp_320_key,
+            images::webp_720_key,
+            images::webp_full_key,
+        ))
+        .first(conn)
+        .await
+        .optional()?;
+    Ok(row.map(|(public, png, small, medium, full)| (public, [png, small, medium, full])))
+}
+
+/// Counts `keys` as stored files nobody uses yet (refs at zero), before they are written, so
+/// that if this process stops before a record takes them the sweeper still finds them.
+pub async fn reserve_blobs(conn: &mut AsyncPgConnection, keys: &[String]) -> QueryResult<()> {
+    let rows: Vec<_> = keys
+        .iter()
+        .map(|k| (media_blobs::key.eq(k.as_str()), media_blobs::refs.eq(0)))
+        .collect();
+    diesel::insert_into(media_blobs::table)
+        .values(&rows)
+        .on_conflict_do_nothing()
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Makes `owner`'s shared image private and moves it from the keys `old` to `new` in one
+/// statement (the `images` trigger moves the references), provided it is still shared and
+/// still at `old`. Returns whether it was.
+pub async fn unshare_to(
+    conn: &mut AsyncPgConnection,
+    owner: Uuid,
+    image: Uuid,
+    old: &[String; 4],
+    new: &[String; 4],
+) -> QueryResult<bool> {
+    let n = diesel::update(
+        images::table
+            .filter(images::id.eq(image))
+            .filter(images::user_id.eq(owner))
+            .filter(images::public.eq(true))
+            .filter(images::png_key.eq(old[0].as_str()))
+            .filter(images::webp_320_key.eq(old[1].as_str()))
+            .filter(images::webp_720_key.eq(old[2].as_str()))
+            .filter(images::webp_full_key.eq(old[3].as_str())),
+    )
+    .set((
+        images::public.eq(false),
+        images::png_key.eq(new[0].as_str()),
+        images::webp_320_key.eq(new[1].as_str()),
+        images::webp_720_key.eq(new[2].as_str()),
+        images::webp_full_key.eq(new[3].as_str()),
+    ))
+    .execute(conn)
+    .await?;
+    Ok(n == 1)
+}
+
 /// Deletes `owner`'s image (and its generation when it was the last image), in one
 /// transaction. Returns the keys it referenced, or `None` when there was no such image.
 pub async fn delete(
@@ -402,6 +472,17 @@ pub async fn refs_of(conn: &mut AsyncPgConnection, key: &str) -> QueryResult<Opt
     media_blobs::table
         .find(key)
         .select(media_blobs::refs)
+        .first(conn)
+        .await
+        .optional()
+}
+
+/// `(refs, public_refs)` of the stored file at `key`: how many records use it, and how many
+/// of those are shared images (`None`: no blob row). What `/media/` decides caching on.
+pub async fn blob_uses(conn: &mut AsyncPgConnection, key: &str) -> QueryResult<Option<(i32, i32)>> {
+    media_blobs::table
+        .find(key)
+        .select((media_blobs::refs, media_blobs::public_refs))
         .first(conn)
         .await
         .optional()

@@ -284,9 +284,17 @@ pub async fn rate(
 }
 
 /// Shares or unshares `user`'s image.
+///
+/// Sharing only flips the flag: the URLs stay, and `/media/` caches them publicly from now
+/// on. Unsharing also moves the image to new keys under a fresh random prefix, because a URL
+/// once public may have been copied anywhere: making the image private must end it. See
+/// [`unshare`].
 pub async fn share(state: &AppState, user: Uuid, id: Uuid, public: bool) -> Result<(), AppError> {
+    if !public {
+        return unshare(state, user, id).await;
+    }
     let mut conn = state.conn().await?;
-    if !records::set_public(&mut conn, user, id, public)
+    if !records::set_public(&mut conn, user, id, true)
         .await
         .map_err(db)?
     {
@@ -295,6 +303,98 @@ pub async fn share(state: &AppState, user: Uuid, id: Uuid, public: bool) -> Resu
     state.gallery.explore_changed();
     tracing::info!(image_id = %id, public, "image sharing changed");
     Ok(())
+}
+
+/// How many times an unshare starts again when the image changed under it (another unshare
+/// or a delete between reading its keys and moving them).
+const UNSHARE_ATTEMPTS: usize = 3;
+
+/// Makes `user`'s image private and moves its files to new keys.
+///
+/// Files are content-addressed and de-duplicated (`media_blobs` counts the records using each
+/// key), so the files are copied, not moved: the copies get a new random prefix (S3 copies
+/// server-side, the file store hard-links), the image row moves to them in one statement,
+/// and then the old keys are freed like a delete's, which deletes them only if no other
+/// record still uses them. Another image with the same content keeps its URL (which is the
+/// same URL: that content is still public through it), and the owner sees this one at its
+/// new URL.
+///
+/// The copies are counted (at zero) before they are written, so a process stopping midway
+/// leaves files the sweeper removes. Once the move has committed the answer is success:
+/// freeing the old files can fail and is left to the sweeper then.
+async fn unshare(state: &AppState, user: Uuid, id: Uuid) -> Result<(), AppError> {
+    for _ in 0..UNSHARE_ATTEMPTS {
+        let mut conn = state.conn().await?;
+        let Some((public, old)) = records::owned_media(&mut conn, user, id)
+            .await
+            .map_err(db)?
+        else {
+            return Err(AppError::not_found("No such image."));
+        };
+        if !public {
+            // Already private: its URLs were rotated when it was unshared (or never public).
+            return Ok(());
+        }
+        let prefix = crate::media::new_prefix();
+        let new: Option<Vec<String>> = old
+            .iter()
+            .map(|k| crate::media::rotate_key(k, &prefix))
+            .collect();
+        let Some(Ok(new)) = new.map(<[String; 4]>::try_from) else {
+            tracing::error!(image_id = %id, "image with a malformed media key");
+            return Err(AppError::internal());
+        };
+        records::reserve_blobs(&mut conn, &new).await.map_err(db)?;
+        drop(conn);
+        let mut copied = HashSet::new();
+        for (from, to) in old.iter().zip(&new) {
+            if !copied.insert(to.as_str()) {
+                continue;
+            }
+            if let Err(e) = state.media.copy(from, to).await {
+                tracing::error!(image_id = %id, key = %from, error = %e, "could not copy a file to unshare it");
+                discard(state, &new).await;
+                return Err(AppError::unavailable());
+            }
+        }
+        let moved = {
+            let mut conn = state.conn().await?;
+            records::unshare_to(&mut conn, user, id, &old, &new).await
+        };
+        match moved {
+            Ok(true) => {}
+            Ok(false) => {
+                // Changed meanwhile: drop the copies and look again.
+                discard(state, &new).await;
+                continue;
+            }
+            Err(e) => {
+                // Not moved (or, were the commit's outcome unknown, the copies are in use
+                // and `free` leaves them alone).
+                discard(state, &new).await;
+                return Err(db(e));
+            }
+        }
+        state.gallery.explore_changed();
+        match free(state, &old).await {
+            Ok(n) => {
+                tracing::info!(image_id = %id, files_deleted = n, "image unshared; its files moved")
+            }
+            Err(e) => {
+                tracing::warn!(image_id = %id, error = %e, "image unshared; old files left to the sweeper")
+            }
+        }
+        return Ok(());
+    }
+    tracing::warn!(image_id = %id, "image kept changing while being unshared");
+    Err(AppError::unavailable())
+}
+
+/// Removes copies made for a move that did not happen (those still unused).
+async fn discard(state: &AppState, keys: &[String]) {
+    if let Err(e) = free(state, keys).await {
+        tracing::warn!(error = %e, "copies left to the sweeper");
+    }
 }
 
 /// Deletes `user`'s image, then the files no other record uses.

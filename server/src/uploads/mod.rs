@@ -14,6 +14,7 @@
 //!    the blob, the asset and the variants job are recorded in one transaction.
 
 pub mod inspect;
+pub mod metadata;
 pub mod svg;
 pub mod variants;
 
@@ -79,6 +80,23 @@ impl Drop for Spool {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.0);
     }
+}
+
+/// Writes the upload at `from` to `to` without its metadata.
+fn strip_metadata(from: &Path, to: &Path, mime: Mime) -> Result<(), AppError> {
+    let spool_failed = |e: std::io::Error| {
+        tracing::error!(error = %e, "could not rewrite an upload without its metadata");
+        AppError::unavailable()
+    };
+    let data = std::fs::read(from).map_err(spool_failed)?;
+    let clean = metadata::strip(mime, &data).map_err(|_| {
+        reject(
+            ErrorCode::Validation,
+            codes::DECODE_FAILED,
+            "This image's structure could not be read. Export it again and upload the new file.",
+        )
+    })?;
+    std::fs::write(to, clean).map_err(spool_failed)
 }
 
 /// The handler.
@@ -283,22 +301,30 @@ async fn upload(
                 claims.prefix,
                 claims.mime.ext()
             );
-            // An SVG is stored as rebuilt, never as sent (see `svg`).
-            let clean = match &inspected.sanitized {
+            // What is stored is never the bytes as sent: an SVG as rebuilt (see `svg`), a
+            // raster original without its metadata (GPS and the rest, see `metadata`), under
+            // the key of the upload as sent.
+            let clean = Spool(spool.0.with_extension("clean"));
+            match &inspected.sanitized {
                 Some(svg) => {
-                    let clean = Spool(spool.0.with_extension("clean"));
                     tokio::fs::write(&clean.0, svg.as_bytes())
                         .await
                         .map_err(|e| {
                             tracing::error!(error = %e, "could not write a sanitised upload");
                             AppError::unavailable()
                         })?;
-                    Some(clean)
                 }
-                None => None,
-            };
-            let source = clean.as_ref().map_or(&spool.0, |c| &c.0);
-            state.media.put_file(&key, source).await.map_err(|e| {
+                None => {
+                    let (from, to, mime) = (spool.0.clone(), clean.0.clone(), claims.mime);
+                    tokio::task::spawn_blocking(move || strip_metadata(&from, &to, mime))
+                        .await
+                        .map_err(|e| {
+                            tracing::error!(error = %e, "taking out an upload's metadata panicked");
+                            AppError::internal()
+                        })??;
+                }
+            }
+            state.media.put_file(&key, &clean.0).await.map_err(|e| {
                 tracing::error!(error = %e, "could not store an upload");
                 AppError::unavailable()
             })?;
