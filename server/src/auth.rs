@@ -7,7 +7,8 @@
 //!    the new cookies ride on the response. The exchange counts against the per-IP `auth`
 //!    limit, so random refresh cookies cannot be used to hammer the database.
 //! 3. A refresh token that is spent (reuse), unknown or ended clears both cookies: the
-//!    browser is signed out.
+//!    browser is signed out. One spent by a parallel request within the grace window
+//!    identifies the session for a GET or HEAD only; any other method is a 401.
 //!
 //! Static files, media, health checks and the `/api/auth/` endpoints (which manage their own
 //! cookies) are skipped. A database failure during a refresh leaves the cookies alone (the
@@ -18,8 +19,9 @@ use app::accounts::auth::{ClientIp, CurrentUser, read_cookie, sets_cookie};
 use app::accounts::sessions::{self, Refreshed};
 use app::state::AppState;
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderValue, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
+use axum::response::IntoResponse;
 use axum::response::Response;
 
 use crate::ratelimit::{Group, RateLimits};
@@ -74,8 +76,9 @@ pub async fn session(State(layer): State<SessionLayer>, mut req: Request, next: 
     {
         return crate::ratelimit::too_many(denied);
     }
+    let read_only = matches!(*req.method(), Method::GET | Method::HEAD);
     let outcome = match layer.state.conn().await {
-        Ok(mut conn) => sessions::refresh(&mut conn, auth, &refresh).await,
+        Ok(mut conn) => sessions::refresh(&mut conn, auth, &refresh, read_only).await,
         Err(e) => Err(e),
     };
     match outcome {
@@ -90,6 +93,10 @@ pub async fn session(State(layer): State<SessionLayer>, mut req: Request, next: 
             req.extensions_mut().insert(user);
             next.run(req).await
         }
+        // A state-changing request on a token a parallel request has just spent: refused
+        // outright rather than served signed out, and the cookies left for that request's
+        // answer to replace.
+        Ok(Refreshed::Spent) => spent_token(),
         Ok(Refreshed::Reused { .. } | Refreshed::Invalid) => {
             let mut res = next.run(req).await;
             append_cookies(res.headers_mut(), &settings.clearing_cookies(), settings);
@@ -98,6 +105,20 @@ pub async fn session(State(layer): State<SessionLayer>, mut req: Request, next: 
         // Logged where it failed; the request goes on signed out, cookies untouched.
         Err(_) => next.run(req).await,
     }
+}
+
+/// 401 `unauthorized` for a state-changing request on a just-spent refresh token.
+fn spent_token() -> Response {
+    let error = app::error::AppError::new(
+        app::error::ErrorCode::Unauthorized,
+        "This sign-in token was just used by another request. Please try again.",
+    );
+    let mut res = (StatusCode::UNAUTHORIZED, axum::Json(error)).into_response();
+    res.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, no-store"),
+    );
+    res
 }
 
 /// Adds the session cookies unless the handler already set them (it signed in or out, and

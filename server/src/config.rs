@@ -144,6 +144,9 @@ pub struct OpenAiSettings {
     /// `IMAGE_API_RETRIES`: extra tries on 429, 5xx and timeouts within one job attempt,
     /// default 2 (the job queue retries later again).
     pub retries: u32,
+    /// `IMAGE_API_COST_PER_IMAGE`: what one image costs, recorded in the usage ledger with
+    /// each call, in millionths of the operator's currency (given as a decimal, default 0).
+    pub cost_per_image_micros: u64,
 }
 
 /// Create settings.
@@ -302,8 +305,10 @@ pub struct Config {
     /// Where rate limits are counted: in process, or in Redis shared by every instance.
     pub rate_limit_store: RateLimitStore,
     /// Sessions, sign-in lockout and tier allowances: `ACCESS_TOKEN_MINUTES` (15),
-    /// `REFRESH_TOKEN_DAYS` (7), `REFRESH_REUSE_GRACE_SECS` (10), `COOKIE_SECURE` (on except
-    /// in development), `SIGNIN_LOCKOUT_FAILURES` (5) within `SIGNIN_LOCKOUT_MINUTES` (15),
+    /// `REFRESH_TOKEN_DAYS` (7), `REFRESH_REUSE_GRACE_SECS` (2, at most 2), `COOKIE_SECURE` (on except
+    /// in development), `SIGNIN_LOCKOUT_FAILURES` (5 per client prefix) and
+    /// `SIGNIN_LOCKOUT_ACCOUNT_FAILURES` (50 across prefixes) within `SIGNIN_LOCKOUT_MINUTES`
+    /// (15), `PASSWORD_HASH_CONCURRENCY` (the core count) and `PASSWORD_HASH_QUEUE` (32),
     /// `TIER_{FREE,PRO,ENTERPRISE}_{API_PER_MINUTE,GENERATIONS_PER_DAY,STORAGE_MB}`.
     pub auth: app::accounts::auth::AuthSettings,
     /// Trends ranking.
@@ -489,6 +494,10 @@ impl Config {
                     model: get("IMAGE_API_MODEL").unwrap_or("gpt-image-1").to_owned(),
                     timeout: Duration::from_secs(positive("IMAGE_API_TIMEOUT_SECS", 120)? as u64),
                     retries: parse_num(get("IMAGE_API_RETRIES"), "IMAGE_API_RETRIES", 2)? as u32,
+                    cost_per_image_micros: parse_micros(
+                        get("IMAGE_API_COST_PER_IMAGE"),
+                        "IMAGE_API_COST_PER_IMAGE",
+                    )?,
                 })
             }
             other => {
@@ -636,22 +645,43 @@ impl Config {
         let auth = app::accounts::auth::AuthSettings {
             access_ttl: Duration::from_secs(positive("ACCESS_TOKEN_MINUTES", 15)? as u64 * 60),
             refresh_ttl: Duration::from_secs(positive("REFRESH_TOKEN_DAYS", 7)? as u64 * 86_400),
-            reuse_grace: Duration::from_secs(parse_num(
-                get("REFRESH_REUSE_GRACE_SECS"),
-                "REFRESH_REUSE_GRACE_SECS",
-                10,
-            )? as u64),
+            reuse_grace: {
+                let grace = Duration::from_secs(parse_num(
+                    get("REFRESH_REUSE_GRACE_SECS"),
+                    "REFRESH_REUSE_GRACE_SECS",
+                    2,
+                )? as u64);
+                if grace > app::accounts::auth::MAX_REUSE_GRACE {
+                    return Err(err(
+                        "REFRESH_REUSE_GRACE_SECS",
+                        "at most 2 (a longer window lets a replayed refresh token through)",
+                    ));
+                }
+                grace
+            },
             secure_cookies: parse_bool(
                 get("COOKIE_SECURE"),
                 "COOKIE_SECURE",
                 env != AppEnv::Development,
             )?,
             lockout_failures: per_minute("SIGNIN_LOCKOUT_FAILURES", 5)?,
+            lockout_account_failures: per_minute("SIGNIN_LOCKOUT_ACCOUNT_FAILURES", 50)?,
             lockout_window: Duration::from_secs(
                 positive("SIGNIN_LOCKOUT_MINUTES", 15)? as u64 * 60,
             ),
+            hash_concurrency: positive(
+                "PASSWORD_HASH_CONCURRENCY",
+                app::accounts::auth::default_hash_concurrency(),
+            )?,
+            hash_queue: parse_num(get("PASSWORD_HASH_QUEUE"), "PASSWORD_HASH_QUEUE", 32)?,
             plans,
         };
+        if auth.lockout_account_failures < auth.lockout_failures {
+            return Err(err(
+                "SIGNIN_LOCKOUT_ACCOUNT_FAILURES",
+                "must be at least SIGNIN_LOCKOUT_FAILURES (it counts every address together)",
+            ));
+        }
         if production && !auth.secure_cookies {
             return Err(err(
                 "COOKIE_SECURE",
@@ -841,6 +871,29 @@ fn check_secret(key: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// A non-negative decimal amount (`0.04`) as millionths (`40000`); unset is 0.
+fn parse_micros(v: Option<&str>, var: &'static str) -> Result<u64, ConfigError> {
+    let Some(v) = v.map(str::trim) else {
+        return Ok(0);
+    };
+    let bad = || err(var, format!("`{v}` is not an amount such as 0.04"));
+    let (whole, frac) = v.split_once('.').unwrap_or((v, ""));
+    let digits = |s: &str| s.chars().all(|c| c.is_ascii_digit());
+    if whole.is_empty() && frac.is_empty() || !digits(whole) || !digits(frac) || frac.len() > 6 {
+        return Err(bad());
+    }
+    let whole: u64 = if whole.is_empty() {
+        0
+    } else {
+        whole.parse().map_err(|_| bad())?
+    };
+    let frac: u64 = format!("{frac:0<6}").parse().map_err(|_| bad())?;
+    whole
+        .checked_mul(1_000_000)
+        .and_then(|w| w.checked_add(frac))
+        .ok_or_else(bad)
+}
+
 fn parse_num(v: Option<&str>, var: &'static str, default: usize) -> Result<usize, ConfigError> {
     v.map_or(Ok(default), |v| {
         v.parse()
@@ -890,6 +943,43 @@ mod tests {
         assert!(c.worker.in_process);
         assert_eq!(c.worker.concurrency, 2);
         assert_eq!(c.worker.lease, Duration::from_secs(30));
+    }
+
+    #[test]
+    fn the_refresh_grace_window_is_two_seconds_at_most_and_lockouts_have_two_ceilings() {
+        let c = Config::from_map(&vars(&[])).unwrap();
+        assert_eq!(c.auth.reuse_grace, Duration::from_secs(2));
+        assert!(app::accounts::auth::AuthSettings::default().reuse_grace <= Duration::from_secs(2));
+        let c = Config::from_map(&vars(&[("REFRESH_REUSE_GRACE_SECS", "0")])).unwrap();
+        assert_eq!(c.auth.reuse_grace, Duration::ZERO);
+        let e = Config::from_map(&vars(&[("REFRESH_REUSE_GRACE_SECS", "3")])).unwrap_err();
+        assert_eq!(e.var, "REFRESH_REUSE_GRACE_SECS");
+
+        let c = Config::from_map(&vars(&[])).unwrap();
+        assert_eq!(
+            (c.auth.lockout_failures, c.auth.lockout_account_failures),
+            (5, 50)
+        );
+        assert!(c.auth.hash_concurrency >= 1);
+        assert_eq!(c.auth.hash_queue, 32);
+        let c = Config::from_map(&vars(&[
+            ("PASSWORD_HASH_CONCURRENCY", "1"),
+            ("PASSWORD_HASH_QUEUE", "0"),
+            ("SIGNIN_LOCKOUT_ACCOUNT_FAILURES", "20"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            (
+                c.auth.hash_concurrency,
+                c.auth.hash_queue,
+                c.auth.lockout_account_failures
+            ),
+            (1, 0, 20)
+        );
+        let e = Config::from_map(&vars(&[("PASSWORD_HASH_CONCURRENCY", "0")])).unwrap_err();
+        assert_eq!(e.var, "PASSWORD_HASH_CONCURRENCY");
+        let e = Config::from_map(&vars(&[("SIGNIN_LOCKOUT_ACCOUNT_FAILURES", "4")])).unwrap_err();
+        assert_eq!(e.var, "SIGNIN_LOCKOUT_ACCOUNT_FAILURES");
     }
 
     #[test]
@@ -988,6 +1078,10 @@ mod tests {
         };
         assert_eq!(ai.url, "http://127.0.0.1:9", "trailing slash trimmed");
         assert_eq!(ai.model, "gpt-image-1");
+        assert_eq!(
+            ai.cost_per_image_micros, 0,
+            "calls cost nothing unless told"
+        );
         let shown = format!("{c:?}");
         assert!(
             !shown.contains("very-secret") && !shown.contains("sk-test"),
@@ -1000,6 +1094,28 @@ mod tests {
         assert_eq!(e.var, "IMAGE_API_KEY");
         let e = Config::from_map(&vars(&[("IMAGE_PROVIDER", "midjourney")])).unwrap_err();
         assert_eq!(e.var, "IMAGE_PROVIDER");
+
+        let priced = |cost: &str| {
+            Config::from_map(&vars(&[
+                ("IMAGE_PROVIDER", "openai"),
+                ("IMAGE_API_KEY", "sk-test"),
+                ("IMAGE_API_COST_PER_IMAGE", cost),
+            ]))
+            .map(|c| match c.create.provider {
+                ProviderConfig::OpenAi(ai) => ai.cost_per_image_micros,
+                ProviderConfig::Builtin => u64::MAX,
+            })
+        };
+        assert_eq!(priced("0.04"), Ok(40_000));
+        assert_eq!(priced("2"), Ok(2_000_000));
+        assert_eq!(priced(".000001"), Ok(1));
+        for bad in ["-1", "0.0000001", "four", "1.2.3", "."] {
+            assert_eq!(
+                priced(bad).unwrap_err().var,
+                "IMAGE_API_COST_PER_IMAGE",
+                "{bad}"
+            );
+        }
     }
 
     #[test]

@@ -716,6 +716,13 @@ async fn server_fn_error_status(req: Request, next: Next) -> Response {
         && let Ok(status) = StatusCode::from_u16(code.http_status())
     {
         parts.status = status;
+        // Every 503 (a dependency down, the password queue full) is worth retrying soon.
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            parts
+                .headers
+                .entry(header::RETRY_AFTER)
+                .or_insert(HeaderValue::from_static("1"));
+        }
     }
     Response::from_parts(parts, Body::from(bytes))
 }

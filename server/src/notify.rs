@@ -10,10 +10,27 @@ use futures_util::StreamExt;
 /// after every (re)connection (things may have happened while nobody listened). Reconnects
 /// with backoff from 0.5 s up to 30 s.
 pub async fn listen(url: String, channel: &'static str, on_notify: impl Fn(Option<&str>)) {
+    listen_and_catch_up(url, channel, on_notify, |_| async {}).await;
+}
+
+/// [`listen`], also running `catch_up` on the listening connection each time LISTEN is in
+/// place, before the `None` call: for listeners that must reload what was announced while
+/// nobody listened (session revocations). Notifications arriving meanwhile are delivered
+/// as usual; a connection lost during the catch-up cancels it, and the next one runs it again.
+pub async fn listen_and_catch_up<F, Fut>(
+    url: String,
+    channel: &'static str,
+    on_notify: impl Fn(Option<&str>),
+    catch_up: F,
+) where
+    F: Fn(std::sync::Arc<tokio_postgres::Client>) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
     let mut delay = Duration::from_millis(500);
     loop {
         match tokio_postgres::connect(&url, tokio_postgres::NoTls).await {
             Ok((client, mut connection)) => {
+                let client = std::sync::Arc::new(client);
                 let mut messages =
                     futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
                 let driver = async {
@@ -31,6 +48,7 @@ pub async fn listen(url: String, channel: &'static str, on_notify: impl Fn(Optio
                 let subscribe = async {
                     client.batch_execute(&format!("LISTEN {channel}")).await?;
                     tracing::debug!(channel, "listening for notifications");
+                    catch_up(client.clone()).await;
                     on_notify(None);
                     std::future::pending::<Result<(), tokio_postgres::Error>>().await
                 };

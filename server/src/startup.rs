@@ -287,9 +287,13 @@ async fn sweep_sessions(state: AppState) {
     }
 }
 
-/// Marks sessions revoked by any process as revoked here, until the task is dropped.
+/// Marks sessions revoked by any process as revoked here, until the task is dropped. Each
+/// time its LISTEN connection is (re)established it first reloads the sessions revoked
+/// within an access-token lifetime, so a revocation committed before this process started,
+/// or while its listener was down, is refused here too.
 pub async fn forward_revocations(url: String, auth: std::sync::Arc<app::accounts::auth::Auth>) {
-    crate::notify::listen(
+    let reload_auth = auth.clone();
+    crate::notify::listen_and_catch_up(
         url,
         app::accounts::sessions::REVOKED_CHANNEL,
         move |payload| {
@@ -297,8 +301,44 @@ pub async fn forward_revocations(url: String, auth: std::sync::Arc<app::accounts
                 auth.mark_revoked(id);
             }
         },
+        move |client| {
+            let auth = reload_auth.clone();
+            async move { reload_revocations(&client, &auth).await }
+        },
     )
     .await;
+}
+
+/// Loads the recently revoked sessions into `auth`, retrying every second until it works
+/// (the caller cancels it when the connection goes).
+async fn reload_revocations(client: &tokio_postgres::Client, auth: &app::accounts::auth::Auth) {
+    let within = auth.settings.access_ttl.as_secs_f64();
+    loop {
+        match client
+            .query(app::accounts::sessions::RECENTLY_REVOKED_SQL, &[&within])
+            .await
+        {
+            Ok(rows) => {
+                let mut n = 0usize;
+                for row in rows {
+                    if let Ok(id) = row
+                        .try_get::<_, &str>(0)
+                        .map_err(|e| e.to_string())
+                        .and_then(|s| uuid::Uuid::parse_str(s).map_err(|e| e.to_string()))
+                    {
+                        auth.mark_revoked(id);
+                        n += 1;
+                    }
+                }
+                tracing::debug!(sessions = n, "recent session revocations reloaded");
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "could not reload session revocations; retrying");
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            }
+        }
+    }
 }
 
 /// The state server functions and handlers share, built from `config`.

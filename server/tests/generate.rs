@@ -483,6 +483,7 @@ fn openai(url: &str, retries: u32) -> Arc<dyn ImageProvider> {
             model: "dall-e-3".into(),
             timeout: Duration::from_secs(10),
             retries,
+            cost_per_image_micros: 40_000,
         })
         .unwrap()
         .with_retry_delay(Duration::from_millis(10)),
@@ -559,6 +560,28 @@ async fn the_http_provider_retries_a_429_and_succeeds() {
     let (done, calls, _db) = run_openai(answers, "Coffee tasting", "instagram_square", 2).await;
     assert_eq!(done.status, GenerationStatus::Succeeded, "{done:?}");
     assert_eq!(calls.len(), 2);
+}
+
+#[tokio::test]
+async fn each_paid_provider_call_is_in_the_ledger_with_its_cost_and_stays_there() {
+    let (done, _calls, db) = run_openai(
+        vec![Answer::Image(1024, 1024), Answer::Image(1024, 1024)],
+        "Ledger check",
+        "instagram_square",
+        0,
+    )
+    .await;
+    assert_eq!(done.status, GenerationStatus::Succeeded, "{done:?}");
+    let billed = format!(
+        "usage_ledger WHERE kind = 'provider_call' AND cost_micros = 40000 \
+         AND generation_id = '{}'",
+        done.id
+    );
+    assert_eq!(db.count(&billed).await, 1);
+    assert_eq!(db.count("usage_ledger WHERE kind = 'generation'").await, 1);
+    // Deleting the work leaves what it used on the books.
+    db.exec("DELETE FROM generations").await;
+    assert_eq!(db.count(&billed).await, 1);
 }
 
 #[tokio::test]

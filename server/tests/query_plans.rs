@@ -31,6 +31,8 @@ async fn filled(db: &TestDb) -> (AsyncPgConnection, Uuid) {
                              public, created_at) \
          SELECT id, 0, seed, 1080, 1080, 'p/' || id, 's/' || id, 'm/' || id, 'f/' || id, \
                 repeat('a', 64), 1000, 10, user_id, seed % 3 = 0, created_at FROM g; \
+         INSERT INTO usage_ledger (user_id, kind, generation_id, created_at) \
+           SELECT user_id, 'generation', id, created_at FROM generations; \
          INSERT INTO jobs (kind, status, finished_at) \
            SELECT 'generate', 'succeeded', now() FROM generate_series(1, 3000); \
          INSERT INTO jobs (kind) SELECT 'generate' FROM generate_series(1, 20); \
@@ -99,18 +101,17 @@ async fn hot_queries_use_their_indexes() {
     uses(&plan, "jobs_ready_idx");
     uses(&plan, "jobs_lease_idx");
 
-    // Every submission counts the user's day.
+    // Every submission sums the user's day in the usage ledger: one index-only range.
     let plan = app::db::explain(
         &mut c,
-        app::accounts::quota::recent_generations_query(
+        app::accounts::quota::generations_used_query(
             owner,
             chrono::Utc::now() - chrono::Duration::hours(24),
-            50,
         ),
     )
     .await
     .unwrap();
-    uses(&plan, "generations_user_created_idx");
+    uses(&plan, "usage_ledger_user_kind_created_idx");
 
     // Every sign-in looks the account up by email.
     let plan = app::db::explain(

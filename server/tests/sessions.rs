@@ -218,22 +218,77 @@ async fn refresh_rotates_and_a_replayed_token_kills_the_whole_session() {
     assert_eq!(who, None);
 }
 
+/// Whether the page at `/` renders signed in as `email` with `cookie`, and the cookies set.
+async fn page_signed_in(
+    app: &Router,
+    cookie: &str,
+    email: &str,
+) -> (bool, std::collections::HashMap<String, String>) {
+    let res = send(app, with_cookie(support::get_req("/"), cookie)).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let cookies = set_cookies(&res);
+    (support::text(res).await.contains(email), cookies)
+}
+
 #[tokio::test]
-async fn parallel_refreshes_within_the_grace_period_do_not_look_like_theft() {
+async fn parallel_page_loads_within_the_grace_period_do_not_look_like_theft() {
     let db = TestDb::new().await;
-    let state = support::state_for(&db); // 10 s grace
+    let state = support::state_for(&db); // 2 s grace
     let app = app_with(&state, roomy());
     let session = signed_in(&state, "ana@example.com").await;
     let cookie = format!("sc_refresh={}", session.refresh);
-    let (a, b) = tokio::join!(whoami(&app, &cookie), whoami(&app, &cookie));
-    assert_eq!(a.0.as_deref(), Some("ana@example.com"));
-    assert_eq!(b.0.as_deref(), Some("ana@example.com"));
+    let (a, b) = tokio::join!(
+        page_signed_in(&app, &cookie, "ana@example.com"),
+        page_signed_in(&app, &cookie, "ana@example.com")
+    );
+    assert!(a.0 && b.0, "both loads are signed in");
     // Exactly one of them rotated.
     let rotated = [&a.1, &b.1]
         .iter()
         .filter(|c| c.get("sc_refresh").is_some_and(|v| !v.is_empty()))
         .count();
     assert_eq!(rotated, 1);
+    assert_eq!(db.count("sessions WHERE revoked_at IS NOT NULL").await, 0);
+}
+
+#[tokio::test]
+async fn a_just_spent_refresh_token_passes_a_get_but_a_post_on_it_is_refused() {
+    let db = TestDb::new().await;
+    let state = support::state_for(&db);
+    let app = app_with(&state, roomy());
+    let ana = signed_in(&state, "ana@example.com").await;
+    let spent = format!("sc_refresh={}", ana.refresh);
+    // A quick GET spends it (the window is short; a debug-build page render is not).
+    let res = send(
+        &app,
+        with_cookie(
+            support::get_req(&format!("/api/generations/{}/events", uuid::Uuid::new_v4())),
+            &spent,
+        ),
+    )
+    .await;
+    assert!(
+        set_cookies(&res)
+            .get("sc_refresh")
+            .is_some_and(|v| !v.is_empty()),
+        "rotated"
+    );
+    // Within the window a state-changing request on it is refused outright, cookies left
+    // alone, and nothing revoked (a page's own parallel requests are not theft)...
+    for path in [
+        "/api/account/sign_out_everywhere",
+        "/api/account/me",
+        "/api/auth/refresh",
+    ] {
+        let res = send(&app, with_cookie(form_post(path, ""), &spent)).await;
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED, "{path}");
+        assert!(set_cookies(&res).is_empty(), "{path}");
+        assert_eq!(json(res).await["code"], "unauthorized");
+    }
+    // ...while a GET on it still identifies the session, without rotating again.
+    let (signed, cookies) = page_signed_in(&app, &spent, "ana@example.com").await;
+    assert!(signed, "a parallel page load stays signed in");
+    assert!(cookies.is_empty(), "nothing rotated again");
     assert_eq!(db.count("sessions WHERE revoked_at IS NOT NULL").await, 0);
 }
 
@@ -339,24 +394,20 @@ async fn the_sixth_auth_request_in_a_minute_is_429_and_other_ips_are_unaffected(
 }
 
 #[tokio::test]
-async fn five_failures_lock_the_account_even_from_many_addresses() {
+async fn a_stranger_locks_only_their_own_address_and_the_account_ceiling_covers_every_address() {
     let db = TestDb::new().await;
-    let state = support::state_for(&db);
-    let app = app_with(&state, server::ratelimit::Limits::default());
+    let state = state_with(&db, |s| s.lockout_account_failures = 8);
+    let app = app_with(&state, roomy());
     signed_in(&state, "ana@example.com").await;
     signed_in(&state, "bo@example.com").await;
-    for i in 0..5u8 {
-        let res = sign_in_from(
-            &app,
-            "ana@example.com",
-            "not the password",
-            [203, 0, 113, 10 + i],
-        )
-        .await;
+    let stranger = [203, 0, 113, 66];
+    for _ in 0..5 {
+        let res = sign_in_from(&app, "ana@example.com", "not the password", stranger).await;
         assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
     }
-    // Now even the right password is refused for a while, with the wait in the message.
-    let res = sign_in_from(&app, "Ana@Example.com", PASSWORD, [203, 0, 113, 99]).await;
+    // The stranger's address is locked out of the account, even with the right password,
+    // with the wait in the message...
+    let res = sign_in_from(&app, "Ana@Example.com", PASSWORD, stranger).await;
     assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
     let body = json(res).await;
     assert_eq!(body["code"], "rate_limited");
@@ -364,10 +415,72 @@ async fn five_failures_lock_the_account_even_from_many_addresses() {
         body["message"].as_str().unwrap().contains("15 minutes"),
         "{body}"
     );
-    // Another account is fine.
-    let res = sign_in_from(&app, "bo@example.com", PASSWORD, [203, 0, 113, 99]).await;
+    // ...an IPv6 stranger is one prefix whatever address of their /64 they use...
+    for i in 0..5u16 {
+        let ip: std::net::IpAddr = format!("2001:db8:1:2::{i:x}").parse().unwrap();
+        let mut req = form_post(
+            "/api/auth/sign_in",
+            &credentials("bo@example.com", "not the password"),
+        );
+        req.extensions_mut()
+            .insert(ConnectInfo(SocketAddr::new(ip, 40_000)));
+        assert_eq!(
+            send(&app, req).await.status(),
+            StatusCode::UNPROCESSABLE_ENTITY
+        );
+    }
+    let ip: std::net::IpAddr = "2001:db8:1:2:ffff::1".parse().unwrap();
+    let mut req = form_post(
+        "/api/auth/sign_in",
+        &credentials("bo@example.com", PASSWORD),
+    );
+    req.extensions_mut()
+        .insert(ConnectInfo(SocketAddr::new(ip, 40_000)));
+    assert_eq!(
+        send(&app, req).await.status(),
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    // ...but the owner, from their own address, still signs in, and that clears only their
+    // own count (the stranger stays locked).
+    let res = sign_in_from(&app, "ana@example.com", PASSWORD, [198, 51, 100, 1]).await;
     assert_eq!(res.status(), StatusCode::OK);
     assert!(set_cookies(&res).contains_key("sc_access"));
+    let res = sign_in_from(&app, "ana@example.com", PASSWORD, stranger).await;
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+
+    // Failures spread over many addresses meet the account's ceiling (8 here): then
+    // everyone is refused, the owner too.
+    for i in 0..3u8 {
+        let res = sign_in_from(&app, "ana@example.com", "not the password", [192, 0, 2, i]).await;
+        assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    }
+    let res = sign_in_from(&app, "ana@example.com", PASSWORD, [198, 51, 100, 1]).await;
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+}
+
+#[tokio::test]
+async fn parallel_wrong_passwords_never_get_more_verifications_than_the_ceiling() {
+    let db = TestDb::new().await;
+    let state = state_with(&db, |s| s.hash_queue = 64);
+    let app = app_with(&state, roomy());
+    signed_in(&state, "ana@example.com").await;
+    let results = futures_util::future::join_all((0..20).map(|_| {
+        sign_in_from(
+            &app,
+            "ana@example.com",
+            "not the password",
+            [203, 0, 113, 5],
+        )
+    }))
+    .await;
+    // The rest are locked out (429) or, waiting for the small test pool, 503: none verified.
+    let verified = results
+        .iter()
+        .filter(|r| r.status() == StatusCode::UNPROCESSABLE_ENTITY)
+        .count();
+    assert_eq!(verified, 5, "only the ceiling's worth checked");
+    assert!(results.iter().all(|r| r.status() != StatusCode::OK));
+    assert_eq!(db.count("signin_failures").await, 5);
 }
 
 #[tokio::test]
@@ -384,14 +497,14 @@ async fn the_lockout_is_one_count_across_instances() {
             app,
             "ana@example.com",
             "not the password",
-            [203, 0, 113, 10 + i],
+            [203, 0, 113, 10],
         )
         .await;
         assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
     }
     // Three failures on one and two on the other are five: both refuse the right password.
     for app in [&app_a, &app_b] {
-        let res = sign_in_from(app, "ana@example.com", PASSWORD, [203, 0, 113, 99]).await;
+        let res = sign_in_from(app, "ana@example.com", PASSWORD, [203, 0, 113, 10]).await;
         assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
     }
     assert_eq!((state_a.auth.lockouts(), state_b.auth.lockouts()), (1, 1));
@@ -402,22 +515,18 @@ async fn failed_sign_ins_age_out_a_success_clears_them_and_the_sweep_deletes_the
     let db = TestDb::new().await;
     let mut conn = db.conn().await;
     let auth = Auth::new(support::TEST_SECRET, support::test_auth_settings());
-    for _ in 0..4 {
-        auth.record_failure(&mut conn, "ana@example.com")
-            .await
-            .unwrap();
+    let here = "203.0.113.1";
+    for _ in 0..5 {
         assert_eq!(
-            auth.check_lockout(&mut conn, "ana@example.com")
+            auth.admit_attempt(&mut conn, "ana@example.com", here)
                 .await
                 .unwrap(),
-            None
+            None,
+            "admitted (and counted)"
         );
     }
-    auth.record_failure(&mut conn, "ana@example.com")
-        .await
-        .unwrap();
     let wait = auth
-        .check_lockout(&mut conn, "ana@example.com")
+        .admit_attempt(&mut conn, "ana@example.com", here)
         .await
         .unwrap()
         .expect("locked out");
@@ -427,20 +536,29 @@ async fn failed_sign_ins_age_out_a_success_clears_them_and_the_sweep_deletes_the
     );
     assert_eq!(auth.lockouts(), 1);
     assert_eq!(
-        auth.check_lockout(&mut conn, "bo@example.com")
+        failure_rows(&mut conn).await,
+        5,
+        "a refusal records nothing"
+    );
+    assert_eq!(
+        auth.admit_attempt(&mut conn, "bo@example.com", here)
             .await
             .unwrap(),
         None
     );
-    auth.clear_failures(&mut conn, "ana@example.com")
+    auth.clear_failures(&mut conn, "ana@example.com", here)
         .await
         .unwrap();
     assert_eq!(
-        auth.check_lockout(&mut conn, "ana@example.com")
+        auth.admit_attempt(&mut conn, "ana@example.com", here)
             .await
             .unwrap(),
         None
     );
+    diesel::sql_query("DELETE FROM signin_failures")
+        .execute(&mut conn)
+        .await
+        .unwrap();
 
     // A one-second window: the lockout ends as the oldest failure ages out.
     let short = Auth::new(
@@ -452,29 +570,25 @@ async fn failed_sign_ins_age_out_a_success_clears_them_and_the_sweep_deletes_the
     );
     for _ in 0..5 {
         short
-            .record_failure(&mut conn, "cy@example.com")
+            .admit_attempt(&mut conn, "cy@example.com", here)
             .await
             .unwrap();
     }
     let wait = short
-        .check_lockout(&mut conn, "cy@example.com")
+        .admit_attempt(&mut conn, "cy@example.com", here)
         .await
         .unwrap()
         .expect("locked out");
     assert!(wait <= Duration::from_secs(1), "{wait:?}");
-    tokio::time::sleep(wait + Duration::from_millis(100)).await;
+    tokio::time::sleep(wait + Duration::from_millis(1100)).await;
+    // Aged-out rows go with the next attempt on that email, and with the sweep for the rest.
     assert_eq!(
         short
-            .check_lockout(&mut conn, "cy@example.com")
+            .admit_attempt(&mut conn, "cy@example.com", here)
             .await
             .unwrap(),
         None
     );
-    // Aged-out rows go with the next failure of that email, and with the sweep for the rest.
-    short
-        .record_failure(&mut conn, "cy@example.com")
-        .await
-        .unwrap();
     assert_eq!(failure_rows(&mut conn).await, 1);
     tokio::time::sleep(Duration::from_millis(1100)).await;
     assert_eq!(short.sweep_failures(&mut conn).await.unwrap(), 1);
@@ -781,8 +895,8 @@ async fn the_daily_generation_allowance_is_enforced_and_rolls_over() {
     // A day later the oldest has left the window: one more is allowed, then refused again.
     let mut conn = db.conn().await;
     diesel::sql_query(
-        "UPDATE generations SET created_at = now() - interval '25 hours' \
-         WHERE prompt = 'Morning coffee promo'",
+        "UPDATE usage_ledger SET created_at = now() - interval '25 hours' \
+         WHERE generation_id = (SELECT id FROM generations WHERE prompt = 'Morning coffee promo')",
     )
     .execute(&mut conn)
     .await
@@ -813,6 +927,42 @@ async fn the_daily_generation_allowance_is_enforced_and_rolls_over() {
         .filter(|r| r.status() == StatusCode::OK)
         .count();
     assert_eq!(ok, 2);
+}
+
+#[tokio::test]
+async fn deleting_generations_and_images_gives_no_allowance_back() {
+    let db = TestDb::new().await;
+    let state = state_with(&db, |s| {
+        s.plans.free = TierLimits {
+            generations_per_day: 2,
+            ..s.plans.free
+        }
+    });
+    let app = app_with(&state, roomy());
+    let ana = signed_in(&state, "ana@example.com").await;
+    let submit = |p: &str| {
+        with_session(
+            form_post("/api/generations/submit", &submission_body(p)),
+            &ana,
+        )
+    };
+    for p in ["Morning coffee promo", "Evening coffee promo"] {
+        assert_eq!(send(&app, submit(p)).await.status(), StatusCode::OK);
+    }
+    assert_eq!(
+        send(&app, submit("Third coffee promo")).await.status(),
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    // Every trace of the day's work deleted (images go with their generations)...
+    db.exec("DELETE FROM generations").await;
+    assert_eq!(db.count("generations").await, 0);
+    // ...and the day's allowance is still used up, on the account page too.
+    let res = send(&app, submit("Fourth coffee promo")).await;
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(json(res).await["code"], "quota_exceeded");
+    let res = send(&app, with_session(form_post("/api/account/me", ""), &ana)).await;
+    assert_eq!(json(res).await["generations_today"], 2);
+    assert_eq!(db.count("usage_ledger WHERE kind = 'generation'").await, 2);
 }
 
 #[tokio::test]
@@ -924,4 +1074,166 @@ async fn a_refused_cross_site_request_never_refreshes_a_session() {
     assert_eq!(db.count("sessions WHERE revoked_at IS NOT NULL").await, 0);
     // The token is still good for its owner.
     assert!(refresh_works(&app, &ana).await);
+}
+
+#[tokio::test]
+async fn password_work_beyond_the_gate_and_its_queue_is_503_with_retry_after() {
+    let db = TestDb::new().await;
+    let state = state_with(&db, |s| {
+        s.hash_concurrency = 1;
+        s.hash_queue = 1;
+    });
+    let app = app_with(&state, roomy());
+    signed_in(&state, "ana@example.com").await;
+    let results = futures_util::future::join_all(
+        (0..6u8).map(|i| sign_in_from(&app, "ana@example.com", PASSWORD, [203, 0, 113, i])),
+    )
+    .await;
+    let mut ok = 0;
+    let mut busy = 0;
+    for res in results {
+        match res.status() {
+            StatusCode::OK => ok += 1,
+            StatusCode::SERVICE_UNAVAILABLE => {
+                assert_eq!(res.headers()[header::RETRY_AFTER], "1");
+                assert_eq!(json(res).await["code"], "unavailable");
+                busy += 1;
+            }
+            other => panic!("unexpected {other}"),
+        }
+    }
+    // One running and one waiting get through; the other four are turned away at once.
+    assert_eq!((ok, busy), (2, 4));
+    assert_eq!(state.auth.passwords.refused(), 4);
+    // Turned away before any database work: no failure recorded for them.
+    assert_eq!(db.count("signin_failures").await, 0);
+}
+
+#[tokio::test]
+async fn no_pool_connection_is_held_while_a_password_is_verified() {
+    let db = TestDb::new().await;
+    // One connection for everything.
+    let mut state = support::state_for(&db);
+    state.db = server::db::build_pool(&db.url, 1, Duration::from_secs(20)).unwrap();
+    let app = app_with(&state, roomy());
+    signed_in(&state, "ana@example.com").await;
+    let bo = signed_in(&state, "bo@example.com").await;
+    // Ana's stored hash costs 100 passes instead of 2 (verification follows the stored
+    // parameters), so her sign-in spends seconds verifying.
+    let slow = tokio::task::spawn_blocking(|| {
+        use argon2::password_hash::{PasswordHasher, SaltString};
+        let params = argon2::Params::new(19 * 1024, 100, 1, None).unwrap();
+        let salt = SaltString::encode_b64(b"sixteen byte slt").unwrap();
+        argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params)
+            .hash_password(PASSWORD.as_bytes(), &salt)
+            .unwrap()
+            .to_string()
+    })
+    .await
+    .unwrap();
+    db.exec(&format!(
+        "UPDATE users SET password_hash = '{slow}' WHERE email = 'ana@example.com'"
+    ))
+    .await;
+    let signing_in = tokio::spawn({
+        let app = app.clone();
+        async move { sign_in_from(&app, "ana@example.com", PASSWORD, [203, 0, 113, 1]).await }
+    });
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while state.auth.passwords.running() == 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never started hashing"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // While it verifies, another request that needs the pool's only connection is served.
+    let (who, _) = whoami(&app, &bo.cookie).await;
+    assert_eq!(who.as_deref(), Some("bo@example.com"));
+    assert!(
+        !signing_in.is_finished(),
+        "served while the sign-in was still verifying"
+    );
+    assert_eq!(signing_in.await.unwrap().status(), StatusCode::OK);
+}
+
+/// A login role of the test cluster and a URL to `db` as it, for a listener whose
+/// connections the test can refuse (`ALTER ROLE … NOLOGIN`) without touching anyone else's.
+async fn listener_role(db: &TestDb) -> (String, String) {
+    let role = format!("{}_listener", db.name);
+    db.batch(&format!(
+        "CREATE ROLE {role} LOGIN PASSWORD 'listener'; GRANT SELECT ON sessions TO {role};"
+    ))
+    .await;
+    let rest = db.url.split_once('@').unwrap().1;
+    (role.clone(), format!("postgres://{role}:listener@{rest}"))
+}
+
+async fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !f() {
+        assert!(tokio::time::Instant::now() < deadline, "{what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn revocations_made_while_a_process_was_not_listening_are_refused_once_it_listens() {
+    let db = TestDb::new().await;
+    let (role, listener_url) = listener_role(&db).await;
+    let first = support::state_for(&db);
+    let app_one = app_with(&first, roomy());
+    let ana = signed_in(&first, "ana@example.com").await;
+    let bo = signed_in(&first, "bo@example.com").await;
+
+    // Before the second process starts, Ana signs out on the first: the announcement is
+    // gone by the time the second listens.
+    let res = send(
+        &app_one,
+        with_session(form_post("/api/account/sign_out", ""), &ana),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let second = support::state_for(&db);
+    let app_two = app_with(&second, roomy());
+    assert!(!second.auth.is_revoked(ana.user.session_id));
+    let listening = tokio::spawn(server::startup::forward_revocations(
+        listener_url,
+        second.auth.clone(),
+    ));
+    wait_until(
+        "the revocation from before the start was never reloaded",
+        || second.auth.is_revoked(ana.user.session_id),
+    )
+    .await;
+    assert_eq!(whoami(&app_two, &ana.cookie).await.0, None);
+
+    // The listener's connection drops and cannot come back for a while; Bo signs out
+    // meanwhile, announced to nobody.
+    assert!(whoami(&app_two, &bo.cookie).await.0.is_some());
+    db.batch(&format!(
+        "ALTER ROLE {role} NOLOGIN; \
+         SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = '{role}';"
+    ))
+    .await;
+    let res = send(
+        &app_one,
+        with_session(form_post("/api/account/sign_out", ""), &bo),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert!(
+        !second.auth.is_revoked(bo.user.session_id),
+        "nobody was listening"
+    );
+    // Once it reconnects it reloads, and Bo's still-unexpired access token is refused.
+    db.exec(&format!("ALTER ROLE {role} LOGIN")).await;
+    wait_until(
+        "the revocation made while disconnected was never reloaded",
+        || second.auth.is_revoked(bo.user.session_id),
+    )
+    .await;
+    assert_eq!(whoami(&app_two, &bo.cookie).await.0, None);
+    listening.abort();
 }

@@ -21,6 +21,7 @@ use diesel_async::AsyncPgConnection;
 use uuid::Uuid;
 
 use super::Tier;
+use super::passwords::PasswordGate;
 use super::tokens::TokenKey;
 use crate::error::{AppError, ErrorCode};
 
@@ -82,6 +83,10 @@ impl Plans {
     }
 }
 
+/// The longest refresh grace window the configuration accepts: enough for a page's parallel
+/// loads, short enough that a replayed token is of no use to a thief.
+pub const MAX_REUSE_GRACE: Duration = Duration::from_secs(2);
+
 /// Session and sign-in settings (the host reads them from its configuration).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AuthSettings {
@@ -90,12 +95,22 @@ pub struct AuthSettings {
     /// Refresh token lifetime (7 days); each refresh starts a new one.
     pub refresh_ttl: Duration,
     /// How long a just-used refresh token still identifies its session without rotating
-    /// again, so parallel requests racing to refresh do not look like theft (10 s).
+    /// again, for GET and HEAD requests only, so a page's parallel loads racing to refresh
+    /// do not look like theft (2 s, at most [`MAX_REUSE_GRACE`]).
     pub reuse_grace: Duration,
     /// `Secure` cookies with the `__Host-` prefix (everywhere but development over http).
     pub secure_cookies: bool,
-    /// Failed sign-ins per account allowed within `lockout_window` (5).
+    /// Failed sign-ins per account and client prefix (an IPv4 address or an IPv6 /64)
+    /// allowed within `lockout_window` (5).
     pub lockout_failures: u32,
+    /// Failed sign-ins per account from every prefix together allowed within the window
+    /// (50): the ceiling a distributed guesser meets, and the one lockout a stranger can
+    /// still impose on an owner.
+    pub lockout_account_failures: u32,
+    /// argon2 hashes and verifications running at once in the process (the core count).
+    pub hash_concurrency: usize,
+    /// Requests that may wait for one of those beyond that; the rest get 503 (32).
+    pub hash_queue: usize,
     /// The window failed sign-ins are counted over (15 minutes).
     pub lockout_window: Duration,
     /// Per-tier limits.
@@ -107,13 +122,21 @@ impl Default for AuthSettings {
         Self {
             access_ttl: Duration::from_secs(15 * 60),
             refresh_ttl: Duration::from_secs(7 * 24 * 3600),
-            reuse_grace: Duration::from_secs(10),
+            reuse_grace: Duration::from_secs(2),
             secure_cookies: true,
             lockout_failures: 5,
+            lockout_account_failures: 50,
+            hash_concurrency: default_hash_concurrency(),
+            hash_queue: 32,
             lockout_window: Duration::from_secs(15 * 60),
             plans: Plans::default(),
         }
     }
+}
+
+/// The default for [`AuthSettings::hash_concurrency`]: the cores this process may use.
+pub fn default_hash_concurrency() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
 }
 
 impl AuthSettings {
@@ -197,6 +220,8 @@ pub struct Auth {
     pub key: TokenKey,
     /// The settings.
     pub settings: AuthSettings,
+    /// Bounds the process's argon2 work (see [`PasswordGate`]).
+    pub passwords: PasswordGate,
     revoked: Mutex<HashMap<Uuid, Instant>>,
     lockouts: AtomicU64,
 }
@@ -206,6 +231,7 @@ impl Auth {
     pub fn new(secret: &str, settings: AuthSettings) -> Self {
         Self {
             key: TokenKey::from_secret(secret),
+            passwords: PasswordGate::new(settings.hash_concurrency, settings.hash_queue),
             settings,
             revoked: Mutex::new(HashMap::new()),
             lockouts: AtomicU64::new(0),
@@ -232,40 +258,96 @@ impl Auth {
             .is_some_and(|until| *until > Instant::now())
     }
 
-    /// `Some(wait)` when `email` has had `lockout_failures` failed sign-ins within the
-    /// window, by any instance: the time until the oldest of them ages out.
-    pub async fn check_lockout(
+    /// Admits one password attempt on `email` from client `prefix` (see [`client_prefix`])
+    /// or refuses it: `Some(wait)` when the account is locked for that prefix
+    /// (`lockout_failures` within the window) or everywhere (`lockout_account_failures`),
+    /// with the time until the lock lifts; nothing is recorded then. `None` admits it and
+    /// has already recorded it as a failure, which [`Auth::clear_failures`] takes back when
+    /// the password turns out right.
+    ///
+    /// The check and the record are one transaction under a lock on the email, so any
+    /// number of parallel wrong passwords, on any instances, get at most the ceiling's worth
+    /// of verifications. Rows past the window go with the email's next attempt.
+    pub async fn admit_attempt(
         &self,
         conn: &mut AsyncPgConnection,
         email: &str,
+        prefix: &str,
     ) -> Result<Option<Duration>, AppError> {
-        use diesel_async::RunQueryDsl;
+        use diesel_async::{AsyncConnection, RunQueryDsl};
         #[derive(QueryableByName)]
         struct Recent {
             #[diesel(sql_type = BigInt)]
-            failures: i64,
+            mine: i64,
             #[diesel(sql_type = Double)]
-            wait_secs: f64,
+            mine_wait: f64,
+            #[diesel(sql_type = BigInt)]
+            every: i64,
+            #[diesel(sql_type = Double)]
+            every_wait: f64,
         }
-        let limit = i64::from(self.settings.lockout_failures);
-        // Only the most recent `lockout_failures` matter: the oldest of them says how long
-        // the lockout lasts.
-        let recent: Recent = diesel::sql_query(
-            "SELECT count(*) AS failures, \
-                    coalesce(extract(epoch FROM min(failed_at) + make_interval(secs => $2) - now()), 0)::float8 AS wait_secs \
-             FROM (SELECT failed_at FROM signin_failures \
-                   WHERE email = $1 AND failed_at > now() - make_interval(secs => $2) \
-                   ORDER BY failed_at DESC LIMIT $3) recent",
-        )
-        .bind::<Text, _>(email)
-        .bind::<Double, _>(self.settings.lockout_window.as_secs_f64())
-        .bind::<BigInt, _>(limit)
-        .get_result(conn)
-        .await
-        .map_err(|e| crate::db::query_failed("check sign-in lockout", e))?;
-        if recent.failures < limit {
+        let window = self.settings.lockout_window.as_secs_f64();
+        let per_prefix = i64::from(self.settings.lockout_failures);
+        let per_account = i64::from(self.settings.lockout_account_failures);
+        let locked = conn
+            .transaction::<_, diesel::result::Error, _>(async |conn| {
+                // Serialises the attempts on one email, across instances, until the commit.
+                diesel::sql_query("SELECT pg_advisory_xact_lock($1, hashtext($2))")
+                    .bind::<diesel::sql_types::Integer, _>(LOCKOUT_LOCK_CLASS)
+                    .bind::<Text, _>(email)
+                    .execute(conn)
+                    .await?;
+                // Only the most recent `ceiling` failures of each scope matter: the oldest
+                // of them says how long the lockout lasts.
+                let recent: Recent = diesel::sql_query(
+                    "WITH mine AS (SELECT failed_at FROM signin_failures \
+                       WHERE email = $1 AND prefix = $2 \
+                         AND failed_at > now() - make_interval(secs => $3) \
+                       ORDER BY failed_at DESC LIMIT $4), \
+                     every AS (SELECT failed_at FROM signin_failures \
+                       WHERE email = $1 AND failed_at > now() - make_interval(secs => $3) \
+                       ORDER BY failed_at DESC LIMIT $5) \
+                     SELECT (SELECT count(*) FROM mine) AS mine, \
+                       coalesce(extract(epoch FROM (SELECT min(failed_at) FROM mine) \
+                         + make_interval(secs => $3) - now()), 0)::float8 AS mine_wait, \
+                       (SELECT count(*) FROM every) AS every, \
+                       coalesce(extract(epoch FROM (SELECT min(failed_at) FROM every) \
+                         + make_interval(secs => $3) - now()), 0)::float8 AS every_wait",
+                )
+                .bind::<Text, _>(email)
+                .bind::<Text, _>(prefix)
+                .bind::<Double, _>(window)
+                .bind::<BigInt, _>(per_prefix)
+                .bind::<BigInt, _>(per_account)
+                .get_result(conn)
+                .await?;
+                let mut wait: Option<f64> = None;
+                if recent.mine >= per_prefix {
+                    wait = Some(recent.mine_wait);
+                }
+                if recent.every >= per_account {
+                    wait = Some(wait.unwrap_or(0.0).max(recent.every_wait));
+                }
+                if wait.is_some() {
+                    return Ok(wait);
+                }
+                diesel::sql_query(
+                    "WITH aged AS (DELETE FROM signin_failures \
+                                   WHERE email = $1 AND failed_at <= now() - make_interval(secs => $3)) \
+                     INSERT INTO signin_failures (email, prefix) VALUES ($1, $2)",
+                )
+                .bind::<Text, _>(email)
+                .bind::<Text, _>(prefix)
+                .bind::<Double, _>(window)
+                .execute(conn)
+                .await?;
+                Ok(None)
+            })
+            .await
+            .map_err(|e| crate::db::query_failed("admit sign-in attempt", e))?;
+        let Some(wait) = locked else {
             return Ok(None);
-        }
+        };
         let n = self.lockouts.fetch_add(1, Ordering::Relaxed);
         if n.is_multiple_of(100) {
             // Never the email: logs are not a list of targeted accounts.
@@ -274,11 +356,7 @@ impl Auth {
                 "sign-in refused: account locked out (1 in 100 logged)"
             );
         }
-        Ok(Some(Duration::from_secs_f64(
-            recent
-                .wait_secs
-                .clamp(0.0, self.settings.lockout_window.as_secs_f64()),
-        )))
+        Ok(Some(Duration::from_secs_f64(wait.clamp(0.0, window))))
     }
 
     /// Sign-ins refused by a lockout so far in this process (for metrics).
@@ -286,36 +364,19 @@ impl Auth {
         self.lockouts.load(Ordering::Relaxed)
     }
 
-    /// Counts a failed sign-in for `email` (whether or not the account exists, so lockouts
-    /// reveal nothing either), dropping the email's failures that have aged out.
-    pub async fn record_failure(
-        &self,
-        conn: &mut AsyncPgConnection,
-        email: &str,
-    ) -> Result<(), AppError> {
-        use diesel_async::RunQueryDsl;
-        diesel::sql_query(
-            "WITH aged AS (DELETE FROM signin_failures \
-                           WHERE email = $1 AND failed_at <= now() - make_interval(secs => $2)) \
-             INSERT INTO signin_failures (email) VALUES ($1)",
-        )
-        .bind::<Text, _>(email)
-        .bind::<Double, _>(self.settings.lockout_window.as_secs_f64())
-        .execute(conn)
-        .await
-        .map_err(|e| crate::db::query_failed("record failed sign-in", e))?;
-        Ok(())
-    }
-
-    /// Forgets failed sign-ins for `email` after a successful one.
+    /// Forgets the failed sign-ins for `email` from `prefix` (this attempt's among them)
+    /// after a right password. Failures from other prefixes stay: the owner signing in does
+    /// not hand a stranger elsewhere fresh tries.
     pub async fn clear_failures(
         &self,
         conn: &mut AsyncPgConnection,
         email: &str,
+        prefix: &str,
     ) -> Result<(), AppError> {
         use diesel_async::RunQueryDsl;
-        diesel::sql_query("DELETE FROM signin_failures WHERE email = $1")
+        diesel::sql_query("DELETE FROM signin_failures WHERE email = $1 AND prefix = $2")
             .bind::<Text, _>(email)
+            .bind::<Text, _>(prefix)
             .execute(conn)
             .await
             .map_err(|e| crate::db::query_failed("clear failed sign-ins", e))?;
@@ -333,6 +394,27 @@ impl Auth {
         .execute(conn)
         .await
         .map_err(|e| crate::db::query_failed("sweep failed sign-ins", e))
+    }
+}
+
+/// The advisory-lock class of the sign-in lockout (`pg_advisory_xact_lock(class, key)`), so
+/// its keys never collide with other advisory locks.
+const LOCKOUT_LOCK_CLASS: i32 = 0x5349_474e; // "SIGN"
+
+/// The client prefix failed sign-ins are counted under: an IPv4 address (also when mapped
+/// into IPv6), or the /64 of an IPv6 one (what one subscriber is usually given, so a stranger
+/// cannot step through addresses of their own network); `""` when the address is unknown.
+pub fn client_prefix(ip: Option<IpAddr>) -> String {
+    match ip {
+        None => String::new(),
+        Some(IpAddr::V4(v4)) => v4.to_string(),
+        Some(IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let s = v6.segments();
+                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
+        },
     }
 }
 
@@ -387,6 +469,11 @@ pub fn require_user() -> Result<CurrentUser, AppError> {
             "Sign in to continue. Your session may have ended.",
         )
     })
+}
+
+/// The request's client address as the rate limiter determined it.
+pub fn client_ip() -> Option<IpAddr> {
+    request_parts().and_then(|p| p.extensions.get::<ClientIp>().map(|c| c.0))
 }
 
 /// The request's client address and user agent, for the sessions list.
@@ -448,6 +535,17 @@ mod tests {
         );
         assert_eq!(read_cookie(&h, "sc_access"), Some("yes"));
         assert_eq!(read_cookie(&h, "sc_refresh"), None);
+    }
+
+    #[test]
+    fn failures_are_counted_per_ipv4_address_and_ipv6_64() {
+        let p = |s: &str| client_prefix(Some(s.parse().unwrap()));
+        assert_eq!(p("203.0.113.7"), "203.0.113.7");
+        assert_eq!(p("::ffff:203.0.113.7"), "203.0.113.7");
+        assert_eq!(p("2001:db8:1:2:aaaa::1"), "2001:db8:1:2::/64");
+        assert_eq!(p("2001:db8:1:2:ffff:1:2:3"), p("2001:db8:1:2::9"));
+        assert_ne!(p("2001:db8:1:3::1"), p("2001:db8:1:2::1"));
+        assert_eq!(client_prefix(None), "");
     }
 
     #[test]

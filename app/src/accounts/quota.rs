@@ -1,5 +1,6 @@
-//! Tier allowances that live in the database: generations per rolling 24 hours and bytes of
-//! uploads held. Only compiled with `ssr`. (Requests per minute are the host's rate limiter.)
+//! Tier allowances that live in the database: generations per rolling 24 hours (counted in
+//! the append-only `usage_ledger`) and bytes of uploads held. Only compiled with `ssr`.
+//! (Requests per minute are the host's rate limiter.)
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
@@ -7,7 +8,7 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
 use super::auth::TierLimits;
-use crate::db::schema::{generations, users};
+use crate::db::schema::{usage_ledger, users};
 use crate::error::{AppError, ErrorCode};
 
 /// Why an allowance refused, with what the user needs to know.
@@ -15,26 +16,28 @@ fn exceeded(message: String) -> AppError {
     AppError::new(ErrorCode::QuotaExceeded, message)
 }
 
+/// The ledger kind of a submitted generation (one per submission, whatever its variations).
+pub const GENERATION: &str = "generation";
+/// The ledger kind of one paid provider call (one image asked of an HTTP provider).
+pub const PROVIDER_CALL: &str = "provider_call";
+
 /// Checks that `user_id` may start another generation under `limits`. Call it inside the
 /// transaction that inserts the generation, after [`lock_user`], so two submissions at once
-/// cannot both take the last one.
+/// cannot both take the last one. Counts from `usage_ledger`, so deleting generations or
+/// images gives nothing back.
 pub async fn check_generations(
     conn: &mut AsyncPgConnection,
     user_id: Uuid,
     limits: TierLimits,
     now: DateTime<Utc>,
 ) -> Result<(), AppError> {
-    let since = now - chrono::Duration::hours(24);
-    let recent: Vec<DateTime<Utc>> =
-        recent_generations_query(user_id, since, i64::from(limits.generations_per_day))
-            .load(conn)
-            .await
-            .map_err(|e| crate::db::query_failed("count generations", e))?;
-    if recent.len() < limits.generations_per_day as usize {
+    let (used, oldest) = generations_used(conn, user_id, now).await?;
+    if used < u64::from(limits.generations_per_day) {
         return Ok(());
     }
-    // The oldest of the day's generations leaves the window first.
-    let next = <[DateTime<Utc>]>::first(&recent).map_or(now, |t| *t + chrono::Duration::hours(24));
+    // Each submission is one row of quantity one, so the oldest of the day's leaves the
+    // window first and frees one.
+    let next = oldest.map_or(now, |t| t + chrono::Duration::hours(24));
     let minutes = (next - now).num_minutes().max(1);
     let wait = if minutes >= 120 {
         format!("{} hours", minutes / 60)
@@ -45,6 +48,60 @@ pub async fn check_generations(
         "You have made {} generations in the last 24 hours, your plan's limit. The next one is available in {wait}.",
         limits.generations_per_day
     )))
+}
+
+/// Records one submitted generation in the ledger (inside the submission's transaction).
+pub async fn record_generation(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+    generation_id: Uuid,
+) -> QueryResult<()> {
+    diesel::insert_into(usage_ledger::table)
+        .values((
+            usage_ledger::user_id.eq(user_id),
+            usage_ledger::kind.eq(GENERATION),
+            usage_ledger::quantity.eq(1),
+            usage_ledger::generation_id.eq(generation_id),
+        ))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Records one call to a paid image provider for `generation_id` and what it cost
+/// (micro-units of the operator's currency). Returns whether a row was written: a generation
+/// without an owner (rows from before accounts) has nobody to bill.
+pub async fn record_provider_call(
+    conn: &mut AsyncPgConnection,
+    generation_id: Uuid,
+    cost_micros: u64,
+) -> QueryResult<bool> {
+    let cost = i64::try_from(cost_micros).unwrap_or(i64::MAX);
+    let n = diesel::sql_query(
+        "INSERT INTO usage_ledger (user_id, kind, quantity, cost_micros, generation_id) \
+         SELECT user_id, $2, 1, $3, id FROM generations WHERE id = $1 AND user_id IS NOT NULL",
+    )
+    .bind::<diesel::sql_types::Uuid, _>(generation_id)
+    .bind::<diesel::sql_types::Text, _>(PROVIDER_CALL)
+    .bind::<diesel::sql_types::BigInt, _>(cost)
+    .execute(conn)
+    .await?;
+    Ok(n == 1)
+}
+
+/// Generations `user_id` started in the 24 hours before `now`, and when the oldest of them
+/// did: one index-only range sum, however long the day.
+async fn generations_used(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<(u64, Option<DateTime<Utc>>), AppError> {
+    let (used, oldest): (Option<i64>, Option<DateTime<Utc>>) =
+        generations_used_query(user_id, now - chrono::Duration::hours(24))
+            .get_result(conn)
+            .await
+            .map_err(|e| crate::db::query_failed("count generations", e))?;
+    Ok((used.unwrap_or(0).max(0) as u64, oldest))
 }
 
 /// Locks the user's row until the transaction ends: per-user allowances are checked and
@@ -126,39 +183,37 @@ pub async fn storage_used(conn: &mut AsyncPgConnection, user_id: Uuid) -> Result
     Ok(used.max(0) as u64)
 }
 
-/// The statement [`check_generations`] counts a user's day with: when each of their
-/// generations since `since` started, oldest first, at most `limit`.
-pub fn recent_generations_query(
+/// The statement [`check_generations`] counts a user's day with: the sum of their
+/// generation rows in the ledger since `since`, and the oldest one's time.
+pub fn generations_used_query(
     user_id: Uuid,
     since: DateTime<Utc>,
-    limit: i64,
-) -> impl diesel_async::methods::LoadQuery<'static, AsyncPgConnection, DateTime<Utc>>
-+ diesel::query_builder::QueryFragment<diesel::pg::Pg>
+) -> impl diesel_async::methods::LoadQuery<
+    'static,
+    AsyncPgConnection,
+    (Option<i64>, Option<DateTime<Utc>>),
+> + diesel::query_builder::QueryFragment<diesel::pg::Pg>
 + diesel::query_builder::QueryId
 + Send
 + 'static {
-    generations::table
-        .filter(generations::user_id.eq(user_id))
-        .filter(generations::created_at.gt(since))
-        .order(generations::created_at.asc())
-        .select(generations::created_at)
-        .limit(limit)
+    usage_ledger::table
+        .filter(usage_ledger::user_id.eq(user_id))
+        .filter(usage_ledger::kind.eq(GENERATION))
+        .filter(usage_ledger::created_at.gt(since))
+        .select((
+            diesel::dsl::sum(usage_ledger::quantity),
+            diesel::dsl::min(usage_ledger::created_at),
+        ))
 }
 
-/// Generations `user_id` started in the 24 hours before `now`.
+/// Generations `user_id` started in the 24 hours before `now` (from the ledger, as the
+/// allowance counts them).
 pub async fn generations_today(
     conn: &mut AsyncPgConnection,
     user_id: Uuid,
     now: DateTime<Utc>,
 ) -> Result<u64, AppError> {
-    let n: i64 = generations::table
-        .filter(generations::user_id.eq(user_id))
-        .filter(generations::created_at.gt(now - chrono::Duration::hours(24)))
-        .count()
-        .get_result(conn)
-        .await
-        .map_err(|e| crate::db::query_failed("count generations", e))?;
-    Ok(n.max(0) as u64)
+    Ok(generations_used(conn, user_id, now).await?.0)
 }
 
 /// `1.5 GB`, `200 MB`, `12 KB` (decimal units, as storage is sold).

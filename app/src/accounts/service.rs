@@ -54,31 +54,71 @@ async fn blocking<T: Send + 'static>(
 }
 
 /// Creates an account. Bad input is 422 per field; an email already registered (in any
-/// letter case) is 422 on `email`.
+/// letter case) is 422 on `email`. (For tools and tests: it hashes outside the process's
+/// [`PasswordGate`](super::passwords::PasswordGate) and holds `conn` meanwhile; sign-up
+/// through the site goes through [`sign_up`].)
 pub async fn create(
     conn: &mut AsyncPgConnection,
     email: &str,
     password: &str,
 ) -> Result<UserRow, AppError> {
-    let email_result = validate_email(email);
-    let password_result = validate_new_password(password, email);
-    let email = match (email_result, password_result) {
-        (Ok(email), Ok(())) => email,
-        (e, p) => {
-            return Err(AppError::validation(
-                [e.err(), p.err()].into_iter().flatten().collect(),
-            ));
-        }
-    };
+    let email = validate_sign_up(email, password)?;
     let password = password.to_owned();
     let hash = blocking(move || passwords::hash(&password))
         .await?
-        .map_err(|e| {
-            tracing::error!(error = %e, "could not hash a password");
-            AppError::internal()
-        })?;
+        .map_err(hash_failed)?;
+    insert_user(conn, &email, &hash).await
+}
+
+/// The normalised email of a valid sign-up, or every field's error.
+fn validate_sign_up(email: &str, password: &str) -> Result<String, AppError> {
+    let email_result = validate_email(email);
+    let password_result = validate_new_password(password, email);
+    match (email_result, password_result) {
+        (Ok(email), Ok(())) => Ok(email),
+        (e, p) => Err(AppError::validation(
+            [e.err(), p.err()].into_iter().flatten().collect(),
+        )),
+    }
+}
+
+fn hash_failed(e: String) -> AppError {
+    tracing::error!(error = %e, "could not hash a password");
+    AppError::internal()
+}
+
+/// The answer when the process's password work is at capacity: 503, and the host adds
+/// `Retry-After`.
+fn hashing_busy() -> AppError {
+    AppError::new(
+        ErrorCode::Unavailable,
+        "Too many sign-ins are being checked right now. Please try again in a moment.",
+    )
+}
+
+/// A place at the process's password gate, or 503.
+fn enter_gate(state: &AppState) -> Result<super::passwords::Ticket, AppError> {
+    state.auth.passwords.enter().ok_or_else(hashing_busy)
+}
+
+/// Runs password work through `ticket` (a running slot of the gate, no connection held).
+async fn gated<T: Send + 'static>(
+    ticket: &super::passwords::Ticket,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, AppError> {
+    ticket.run(f).await.map_err(|e| {
+        tracing::error!(error = %e, "password task failed");
+        AppError::internal()
+    })
+}
+
+async fn insert_user(
+    conn: &mut AsyncPgConnection,
+    email: &str,
+    hash: &str,
+) -> Result<UserRow, AppError> {
     let inserted = diesel::insert_into(users::table)
-        .values((users::email.eq(&email), users::password_hash.eq(&hash)))
+        .values((users::email.eq(email), users::password_hash.eq(hash)))
         .on_conflict(users::email)
         .do_nothing()
         .returning(UserRow::as_returning())
@@ -96,6 +136,7 @@ pub async fn create(
 }
 
 /// Checks an email and password. Every failure is the same error and takes the same time.
+/// (For tools and tests, like [`create`]; the site's sign-in is [`sign_in`].)
 pub async fn authenticate(
     conn: &mut AsyncPgConnection,
     email: &str,
@@ -207,34 +248,66 @@ async fn start_session(
     Ok(())
 }
 
-/// Sign-up: creates the account and signs it in.
+/// Sign-up: creates the account and signs it in. The password is hashed through the
+/// process's gate before a connection is taken.
 pub async fn sign_up(state: &AppState, email: &str, password: &str) -> Result<(), AppError> {
+    let email = validate_sign_up(email, password)?;
+    let ticket = enter_gate(state)?;
+    let password = password.to_owned();
+    let hash = gated(&ticket, move || passwords::hash(&password))
+        .await?
+        .map_err(hash_failed)?;
+    drop(ticket);
     let mut conn = state.conn().await?;
-    let user = create(&mut conn, email, password).await?;
+    let user = insert_user(&mut conn, &email, &hash).await?;
     tracing::info!(user_id = %user.id, "account created");
     start_session(state, &mut conn, &user).await
 }
 
-/// Sign-in. Five failures within the window lock the email (existing or not) until the
-/// oldest ages out; a success clears its count.
+/// Sign-in. `lockout_failures` failures within the window lock the email (existing or not)
+/// for the client's prefix, `lockout_account_failures` for everyone, until the oldest ages
+/// out; a success clears that prefix's count.
+///
+/// The order keeps password work from being a weapon: a place at the password gate first
+/// (503 when full, before any database work); then one short use of a connection that admits
+/// and records the attempt atomically and reads the account; the verification with no
+/// connection held; then a connection again to start the session.
 pub async fn sign_in(state: &AppState, email: &str, password: &str) -> Result<(), AppError> {
     let key = email.trim().to_lowercase();
+    let prefix = auth::client_prefix(auth::client_ip());
+    let ticket = enter_gate(state)?;
+    let user = {
+        let mut conn = state.conn().await?;
+        if let Some(wait) = state.auth.admit_attempt(&mut conn, &key, &prefix).await? {
+            return Err(locked_out(wait));
+        }
+        match validate_email(email) {
+            Ok(email) => find_by_email(&mut conn, &email).await?,
+            Err(_) => None,
+        }
+    };
+    let password = password.to_owned();
+    let user = match user {
+        Some(user) => {
+            let hash = user.password_hash.clone();
+            gated(&ticket, move || passwords::verify(&password, &hash))
+                .await?
+                .then_some(user)
+        }
+        None => {
+            gated(&ticket, move || passwords::verify_nothing(&password)).await?;
+            None
+        }
+    };
+    drop(ticket);
+    let Some(user) = user else {
+        // Already counted by `admit_attempt`.
+        tracing::info!("sign-in failed");
+        return Err(wrong_credentials());
+    };
     let mut conn = state.conn().await?;
-    if let Some(wait) = state.auth.check_lockout(&mut conn, &key).await? {
-        return Err(locked_out(wait));
-    }
-    match authenticate(&mut conn, email, password).await {
-        Ok(user) => {
-            state.auth.clear_failures(&mut conn, &key).await?;
-            start_session(state, &mut conn, &user).await
-        }
-        Err(e) if e.code == ErrorCode::Validation => {
-            state.auth.record_failure(&mut conn, &key).await?;
-            tracing::info!("sign-in failed");
-            Err(e)
-        }
-        Err(e) => Err(e),
-    }
+    state.auth.clear_failures(&mut conn, &key, &prefix).await?;
+    start_session(state, &mut conn, &user).await
 }
 
 /// Ends this browser's session (if any) and clears its cookies. Always succeeds: signing
@@ -273,27 +346,38 @@ pub async fn sign_out_everywhere(state: &AppState) -> Result<usize, AppError> {
 
 /// Changes the signed-in user's password after checking the current one, and ends every
 /// other session (this one stays signed in). Wrong current passwords count towards the
-/// account's sign-in lockout, so a borrowed session cannot be used to guess it.
+/// account's sign-in lockout (admitted and recorded as a sign-in is), so a borrowed session
+/// cannot be used to guess it.
 pub async fn change_password(
     state: &AppState,
     current_password: &str,
     new_password: &str,
 ) -> Result<usize, AppError> {
     let me = auth::require_user()?;
-    let mut conn = state.conn().await?;
-    let user = find(&mut conn, me.id)
-        .await?
-        .ok_or_else(|| AppError::new(ErrorCode::Unauthorized, "Sign in to continue."))?;
-    if let Some(wait) = state.auth.check_lockout(&mut conn, &user.email).await? {
-        return Err(locked_out(wait));
-    }
-    if let Err(mut e) = validate_new_password(new_password, &user.email) {
-        e.field = "new_password".to_owned();
-        return Err(AppError::validation(vec![e]));
-    }
+    let prefix = auth::client_prefix(auth::client_ip());
+    let ticket = enter_gate(state)?;
+    let user = {
+        let mut conn = state.conn().await?;
+        let user = find(&mut conn, me.id)
+            .await?
+            .ok_or_else(|| AppError::new(ErrorCode::Unauthorized, "Sign in to continue."))?;
+        if let Err(mut e) = validate_new_password(new_password, &user.email) {
+            e.field = "new_password".to_owned();
+            return Err(AppError::validation(vec![e]));
+        }
+        if let Some(wait) = state
+            .auth
+            .admit_attempt(&mut conn, &user.email, &prefix)
+            .await?
+        {
+            return Err(locked_out(wait));
+        }
+        user
+    };
+    // Both hashes with no connection held.
     let (current, hash) = (current_password.to_owned(), user.password_hash.clone());
-    if !blocking(move || passwords::verify(&current, &hash)).await? {
-        state.auth.record_failure(&mut conn, &user.email).await?;
+    if !gated(&ticket, move || passwords::verify(&current, &hash)).await? {
+        // Already counted by `admit_attempt`.
         return Err(AppError::validation(vec![FieldError::new(
             "current_password",
             "wrong_password",
@@ -301,12 +385,15 @@ pub async fn change_password(
         )]));
     }
     let new = new_password.to_owned();
-    let new_hash = blocking(move || passwords::hash(&new))
+    let new_hash = gated(&ticket, move || passwords::hash(&new))
         .await?
-        .map_err(|e| {
-            tracing::error!(error = %e, "could not hash a password");
-            AppError::internal()
-        })?;
+        .map_err(hash_failed)?;
+    drop(ticket);
+    let mut conn = state.conn().await?;
+    state
+        .auth
+        .clear_failures(&mut conn, &user.email, &prefix)
+        .await?;
     diesel::update(users::table.find(user.id))
         .set((
             users::password_hash.eq(&new_hash),
@@ -395,12 +482,19 @@ pub async fn refresh(state: &AppState) -> Result<(), AppError> {
         return Err(signed_out());
     };
     let mut conn = state.conn().await?;
-    match sessions::refresh(&mut conn, &state.auth, &token).await? {
+    // A server function is a POST: the grace window does not apply.
+    match sessions::refresh(&mut conn, &state.auth, &token, false).await? {
         Refreshed::Rotated(issued) => {
             auth::set_response_cookies(&settings.session_cookies(&issued.access, &issued.refresh));
             Ok(())
         }
         Refreshed::Grace(_) => Ok(()),
+        // Just spent by a parallel request, whose answer carries the new cookies: refused,
+        // cookies left alone.
+        Refreshed::Spent => Err(AppError::new(
+            ErrorCode::Unauthorized,
+            "This sign-in token was just used. Please try again.",
+        )),
         Refreshed::Reused { .. } | Refreshed::Invalid => Err(signed_out()),
     }
 }

@@ -5,7 +5,9 @@
 //! used token presented again means two parties hold it, one of them not the user: the whole
 //! session is revoked and the event logged (reuse detection). The one exception is a token
 //! used within the last `reuse_grace` (parallel requests from the same page racing to
-//! refresh): it identifies the session for that request without rotating again.
+//! refresh): it identifies the session for a read-only request (GET or HEAD) without
+//! rotating again; a state-changing request on it is refused, so a thief replaying a token
+//! just used cannot act within the window.
 //!
 //! Ending a session announces its id on [`REVOKED_CHANNEL`]; every web process listens and
 //! refuses that session's access tokens from then on.
@@ -85,8 +87,11 @@ pub struct Issued {
 pub enum Refreshed {
     /// A fresh pair; the presented token is now spent.
     Rotated(Issued),
-    /// Just used by a parallel request: valid for this request, no new tokens.
+    /// Just used by a parallel request: valid for this (read-only) request, no new tokens.
     Grace(CurrentUser),
+    /// Just used by a parallel request, but the request changes state: refused, and the
+    /// session is left alone (a page's own parallel requests are not theft).
+    Spent,
     /// A spent token came back: its session is now revoked.
     Reused {
         /// The revoked session.
@@ -178,10 +183,13 @@ pub async fn start(
 }
 
 /// Exchanges a refresh token (see the module notes for rotation, grace and reuse).
+/// `read_only` says whether the request is a GET or HEAD, the only ones the grace window
+/// lets through.
 pub async fn refresh(
     conn: &mut AsyncPgConnection,
     auth: &Auth,
     token: &str,
+    read_only: bool,
 ) -> Result<Refreshed, AppError> {
     let Some(hash) = hash_refresh_token(token) else {
         return Ok(Refreshed::Invalid);
@@ -231,7 +239,11 @@ pub async fn refresh(
             };
             if let Some(used_at) = used_at {
                 if now - used_at <= grace {
-                    return Ok(Refreshed::Grace(user));
+                    return Ok(if read_only {
+                        Refreshed::Grace(user)
+                    } else {
+                        Refreshed::Spent
+                    });
                 }
                 end_one(conn, user_id, session_id, EndReason::ReuseDetected, now).await?;
                 tracing::warn!(
@@ -287,6 +299,13 @@ pub async fn refresh(
 /// The channel revoked session ids are announced on, so every web process stops honouring
 /// their access tokens at once (not only the one that revoked them).
 pub const REVOKED_CHANNEL: &str = "sessions_revoked";
+
+/// The sessions revoked within the last `$1` seconds (an access-token lifetime), as text:
+/// what a web process reloads on start and whenever its LISTEN connection comes back, since
+/// announcements made while nobody listened are lost. Runs on the listener's own
+/// connection (plain `tokio-postgres`), a range of `sessions_revoked_at_idx`.
+pub const RECENTLY_REVOKED_SQL: &str = "SELECT id::text FROM sessions \
+     WHERE revoked_at IS NOT NULL AND revoked_at > now() - make_interval(secs => $1::float8)";
 
 async fn announce(conn: &mut AsyncPgConnection, ids: &[Uuid]) -> QueryResult<()> {
     let ids: Vec<String> = ids.iter().map(Uuid::to_string).collect();

@@ -66,22 +66,30 @@ pub async fn save(
     valid: ValidBrand,
 ) -> Result<Brand, AppError> {
     let mut conn = state.conn().await?;
-    if let Some(logo) = valid.logo {
-        let owned: i64 = assets::table
-            .filter(assets::id.eq(logo))
-            .filter(assets::user_id.eq(user))
-            .count()
-            .get_result(&mut conn)
-            .await
-            .map_err(db("check logo"))?;
-        if owned == 0 {
-            return Err(AppError::validation(vec![FieldError::new(
-                "logo",
-                "not_found",
-                "Choose one of your uploads as the logo.",
-            )]));
+    // The logo's picture is read before the write, so the answer needs nothing read after
+    // it (see the end).
+    let logo_key: Option<String> = match valid.logo {
+        None => None,
+        Some(logo) => {
+            let owned: Option<Option<String>> = assets::table
+                .left_join(upload_blobs::table.on(upload_blobs::sha256.eq(assets::sha256)))
+                .filter(assets::id.eq(logo))
+                .filter(assets::user_id.eq(user))
+                .select(upload_blobs::webp_320_key.nullable())
+                .first(&mut conn)
+                .await
+                .optional()
+                .map_err(db("check logo"))?;
+            let Some(key) = owned else {
+                return Err(AppError::validation(vec![FieldError::new(
+                    "logo",
+                    "not_found",
+                    "Choose one of your uploads as the logo.",
+                )]));
+            };
+            key
         }
-    }
+    };
     let colors = valid.colors.join(",");
     let result = match id {
         None => {
@@ -143,12 +151,16 @@ pub async fn save(
         }
         Err(e) => return Err(db("save brand")(e)),
     };
-    load(&mut conn, user, Some(saved))
-        .await
-        .map_err(db("load brand"))?
-        .pop()
-        .map(to_brand)
-        .ok_or_else(AppError::internal)
+    // Answered from what was written: a failure after the commit must not turn a stored kit
+    // into a refusal (the creator would save it again and hit "name taken").
+    Ok(to_brand((
+        saved,
+        valid.name,
+        colors,
+        valid.font.slug().to_owned(),
+        valid.logo,
+        logo_key,
+    )))
 }
 
 /// Deletes one of the user's kits.

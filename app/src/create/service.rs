@@ -89,6 +89,11 @@ pub async fn submit_with_brand(
                 .get_result(conn)
                 .await
                 .map_err(failed)?;
+            // Counted in the ledger with the generation, in its transaction: deleting the
+            // generation or its images later gives nothing back.
+            quota::record_generation(conn, user.id, row.id)
+                .await
+                .map_err(failed)?;
             let payload = serde_json::json!({ "generation_id": row.id });
             let job = crate::jobs::enqueue(conn, GENERATE_JOB, &payload, GENERATE_MAX_ATTEMPTS)
                 .await
@@ -120,10 +125,26 @@ pub async fn submit_with_brand(
         provider = %row.provider,
         "generation queued"
     );
-    let mut views = records::load_views(&mut conn, vec![row])
-        .await
-        .map_err(|e| crate::db::query_failed("load generation", e))?;
-    views.pop().ok_or_else(AppError::internal)
+    // The answer comes from what the transaction returned: nothing after the commit may
+    // turn a stored submission into a refusal (the creator would retry and get it twice).
+    // A job just enqueued is queued, and no image exists yet; the page follows from here.
+    Ok(queued_view(row, valid.style, valid.format))
+}
+
+/// The view of a generation that was just submitted, built from its inserted row.
+fn queued_view(row: GenerationRow, style: super::Style, format: super::Format) -> GenerationView {
+    GenerationView {
+        id: row.id,
+        prompt: row.prompt,
+        style,
+        format,
+        variations: u8::try_from(row.variations).unwrap_or(1),
+        status: super::GenerationStatus::Queued,
+        progress: 0,
+        error: None,
+        images: Vec::new(),
+        created_at: row.created_at,
+    }
 }
 
 /// One of `owner`'s generations as the page shows it, or `None` (also when it is somebody

@@ -191,6 +191,19 @@ diesel::table! {
         id -> Int8,
         email -> Text,
         failed_at -> Timestamptz,
+        prefix -> Text,
+    }
+}
+
+diesel::table! {
+    usage_ledger (id) {
+        id -> Int8,
+        user_id -> Uuid,
+        kind -> Text,
+        quantity -> Int4,
+        cost_micros -> Int8,
+        generation_id -> Nullable<Uuid>,
+        created_at -> Timestamptz,
     }
 }
 
@@ -207,6 +220,7 @@ diesel::joinable!(refresh_tokens -> sessions (session_id));
 diesel::joinable!(images -> users (user_id));
 diesel::joinable!(image_ratings -> images (image_id));
 diesel::joinable!(image_ratings -> users (user_id));
+diesel::joinable!(usage_ledger -> users (user_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     assets,
@@ -222,5 +236,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     trend_imports,
     upload_blobs,
     upload_tickets,
+    usage_ledger,
     users,
 );

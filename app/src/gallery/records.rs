@@ -7,7 +7,7 @@
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use diesel::sql_types::{Bool, Int2, Timestamptz, Uuid as SqlUuid};
+use diesel::sql_types::{Bool, Timestamptz, Uuid as SqlUuid};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
@@ -231,45 +231,73 @@ pub async fn rating_of(
     Ok(stars.and_then(|s| u8::try_from(s).ok()))
 }
 
-/// Rates `image` as `user`, if they may see it; a second rating replaces the first. The
-/// image's totals follow through the `image_ratings` trigger. Returns whether it was rated.
-pub async fn rate(
+/// Rates `image` as `user` (`Some(stars)`; a second rating replaces the first) or clears
+/// their rating (`None`), if they may see it. Returns the image's new `(count, sum)`, or
+/// `None` when there is no such image for them (nothing written).
+///
+/// One transaction, and the answer is computed from what it read and wrote before the
+/// commit, never read after it: a failure after the commit must not turn a stored rating
+/// into a refusal. The image row is locked first (as the totals trigger would lock it), so
+/// its totals and the user's previous rating cannot change before the commit: every rating
+/// of the image takes the same lock. The visibility check and the write are in the same
+/// transaction, so a concurrent unshare or delete waits for it or goes first.
+pub async fn set_rating(
     conn: &mut AsyncPgConnection,
     user: Uuid,
     image: Uuid,
-    stars: u8,
-) -> QueryResult<bool> {
-    // One statement: the visibility check and the write cannot be split by a concurrent
-    // unshare or delete.
-    let n = diesel::sql_query(
-        "INSERT INTO image_ratings (image_id, user_id, stars) \
-         SELECT id, $2, $3 FROM images WHERE id = $1 AND (public OR user_id = $2) \
-         ON CONFLICT (image_id, user_id) \
-         DO UPDATE SET stars = EXCLUDED.stars, updated_at = now() \
-         WHERE image_ratings.stars <> EXCLUDED.stars",
-    )
-    .bind::<SqlUuid, _>(image)
-    .bind::<SqlUuid, _>(user)
-    .bind::<Int2, _>(i16::from(stars))
-    .execute(conn)
-    .await?;
-    if n == 1 {
-        return Ok(true);
-    }
-    // Nothing written: the same rating again (fine), or an image they cannot see.
-    Ok(visible(conn, Some(user), image).await?.is_some())
-}
-
-/// Removes `user`'s rating of `image`.
-pub async fn clear_rating(
-    conn: &mut AsyncPgConnection,
-    user: Uuid,
-    image: Uuid,
-) -> QueryResult<()> {
-    diesel::delete(image_ratings::table.find((image, user)))
-        .execute(conn)
-        .await?;
-    Ok(())
+    stars: Option<u8>,
+) -> QueryResult<Option<(i32, i32)>> {
+    use diesel_async::AsyncConnection;
+    conn.transaction::<_, diesel::result::Error, _>(async |conn| {
+        let totals: Option<(i32, i32)> = images::table
+            .find(image)
+            .filter(images::public.eq(true).or(images::user_id.eq(user)))
+            .select((images::rating_count, images::rating_sum))
+            .for_no_key_update()
+            .first(conn)
+            .await
+            .optional()?;
+        let Some((count, sum)) = totals else {
+            return Ok(None);
+        };
+        let before: Option<i16> = image_ratings::table
+            .find((image, user))
+            .select(image_ratings::stars)
+            .first(conn)
+            .await
+            .optional()?;
+        match stars {
+            Some(s) if before != Some(i16::from(s)) => {
+                diesel::insert_into(image_ratings::table)
+                    .values((
+                        image_ratings::image_id.eq(image),
+                        image_ratings::user_id.eq(user),
+                        image_ratings::stars.eq(i16::from(s)),
+                    ))
+                    .on_conflict((image_ratings::image_id, image_ratings::user_id))
+                    .do_update()
+                    .set((
+                        image_ratings::stars.eq(i16::from(s)),
+                        image_ratings::updated_at.eq(diesel::dsl::now),
+                    ))
+                    .execute(conn)
+                    .await?;
+            }
+            Some(_) => {}
+            None if before.is_some() => {
+                diesel::delete(image_ratings::table.find((image, user)))
+                    .execute(conn)
+                    .await?;
+            }
+            None => {}
+        }
+        // The trigger applies the same change to the locked row.
+        let after = stars.map(i16::from);
+        let count = count - i32::from(before.is_some()) + i32::from(after.is_some());
+        let sum = sum - i32::from(before.unwrap_or(0)) + i32::from(after.unwrap_or(0));
+        Ok(Some((count, sum)))
+    })
+    .await
 }
 
 /// `(count, sum)` of an image's ratings.

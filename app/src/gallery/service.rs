@@ -256,23 +256,9 @@ pub async fn rate(
     stars: Option<u8>,
 ) -> Result<RatingView, AppError> {
     let mut conn = state.conn().await?;
-    let found = match stars {
-        Some(s) => records::rate(&mut conn, user, id, s).await.map_err(db)?,
-        None => {
-            records::clear_rating(&mut conn, user, id)
-                .await
-                .map_err(db)?;
-            records::visible(&mut conn, Some(user), id)
-                .await
-                .map_err(db)?
-                .is_some()
-        }
-    };
-    let totals = if found {
-        records::totals(&mut conn, id).await.map_err(db)?
-    } else {
-        None
-    };
+    let totals = records::set_rating(&mut conn, user, id, stars)
+        .await
+        .map_err(db)?;
     let Some((count, sum)) = totals else {
         return Err(AppError::not_found("No such image, or it is not shared."));
     };

@@ -252,6 +252,10 @@ impl ImageProvider for OpenAi {
         "openai"
     }
 
+    fn cost_per_call_micros(&self) -> Option<u64> {
+        Some(self.settings.cost_per_image_micros)
+    }
+
     fn generate<'a>(&'a self, request: &'a ImageRequest) -> ProviderFuture<'a> {
         Box::pin(async move {
             let body = self.body(request);

@@ -185,6 +185,20 @@ impl GenerateHandler {
                 asked.elapsed(),
             );
             let picture = picture?;
+            if let Some(cost) = provider.cost_per_call_micros() {
+                // A paid call answered: in the ledger whatever happens to the picture next
+                // (a failure to store it does not make the call free). A ledger that cannot
+                // be written is logged, not a reason to pay for the picture again.
+                let recorded = match self.conn().await {
+                    Ok(mut c) => app::accounts::quota::record_provider_call(&mut c, id, cost)
+                        .await
+                        .map_err(|e| e.to_string()),
+                    Err(_) => Err("no database connection".to_owned()),
+                };
+                if let Err(e) = recorded {
+                    tracing::error!(generation_id = %id, error = %e, "provider call not recorded in the usage ledger");
+                }
+            }
             let (w, h) = format.size();
             let logo = logo.clone();
             let encoded = tokio::task::spawn_blocking(move || {

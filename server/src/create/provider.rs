@@ -83,6 +83,11 @@ pub trait ImageProvider: Send + Sync + 'static {
     fn name(&self) -> &'static str;
     /// Makes one picture.
     fn generate<'a>(&'a self, request: &'a ImageRequest) -> ProviderFuture<'a>;
+    /// What one picture costs (millionths of the operator's currency), for a provider whose
+    /// calls are recorded in the usage ledger; `None` for one that costs nothing to run.
+    fn cost_per_call_micros(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// The built-in renderer as a provider: no network, no key, deterministic.
