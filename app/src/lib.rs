@@ -13,6 +13,7 @@ pub mod create;
 pub mod csp;
 pub mod error;
 pub mod gallery;
+pub mod posted;
 pub mod resource;
 pub mod timestamp;
 pub mod trends;

@@ -1,7 +1,9 @@
 //! Liveness and readiness endpoints for load balancers and orchestrators.
 
 use std::path::PathBuf;
-use std::time::Duration;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use app::state::AppState;
 use axum::Json;
@@ -33,6 +35,11 @@ pub struct ReadySettings {
     /// without it, limits fall back to each process, and taking every instance out of
     /// rotation for that would turn a Redis outage into a full one.
     pub rate_limits: Option<crate::ratelimit::RateLimits>,
+    /// How long one run of the checks answers every request: a flood of probes then costs
+    /// one run a second, not one each. Zero runs them for every request (one at a time).
+    pub cache_for: Duration,
+    /// The last report, shared by every clone of these settings.
+    pub cache: ReadyCache,
 }
 
 impl Default for ReadySettings {
@@ -43,8 +50,51 @@ impl Default for ReadySettings {
             required_files: Vec::new(),
             writable_dir: None,
             rate_limits: None,
+            cache_for: READY_CACHE_FOR,
+            cache: ReadyCache::default(),
         }
     }
+}
+
+/// How long a readiness report is reused.
+pub const READY_CACHE_FOR: Duration = Duration::from_secs(1);
+
+/// The last readiness report and the lock that lets one request at a time run the checks.
+#[derive(Clone, Debug, Default)]
+pub struct ReadyCache(Arc<CacheInner>);
+
+#[derive(Debug, Default)]
+struct CacheInner {
+    last: std::sync::Mutex<Option<(Instant, Arc<Report>)>>,
+    running: tokio::sync::Mutex<()>,
+    runs: AtomicU64,
+}
+
+impl ReadyCache {
+    /// How many times the checks have run (not how many requests asked).
+    pub fn runs(&self) -> u64 {
+        self.0.runs.load(Ordering::Relaxed)
+    }
+
+    fn fresh(&self, max_age: Duration) -> Option<Arc<Report>> {
+        let last = self.0.last.lock().ok()?;
+        last.as_ref()
+            .filter(|(at, _)| at.elapsed() < max_age)
+            .map(|(_, r)| r.clone())
+    }
+}
+
+/// What one run of the checks found.
+#[derive(Debug)]
+pub struct Report {
+    /// Whether every check that gates readiness passed.
+    pub ok: bool,
+    /// The names of the checks that failed.
+    pub failing: Vec<&'static str>,
+    /// The names of the checks that failed without failing readiness.
+    pub degraded: Vec<&'static str>,
+    /// Each check with its detail (errors, paths, endpoints): for operators only.
+    pub checks: Map<String, Value>,
 }
 
 impl ReadySettings {
@@ -75,6 +125,17 @@ impl ReadySettings {
             required_files,
             writable_dir: Some(config.data_dir.join("tmp").join("uploads")),
             rate_limits: None,
+            cache_for: READY_CACHE_FOR,
+            cache: ReadyCache::default(),
+        }
+    }
+
+    /// For a process without a web listener (`socialcraft worker`): no site, no spool.
+    pub fn for_worker(config: &crate::config::Config) -> Self {
+        Self {
+            check_timeout: config.observability.ready_check_timeout,
+            max_job_age: config.observability.ready_max_job_age,
+            ..Self::default()
         }
     }
 }
@@ -87,9 +148,73 @@ pub async fn health() -> Response {
 
 /// `GET /api/ready`: 200 only when the database answers, no migration is pending, the
 /// media store takes a write and a read, the configuration's files and directories are
-/// usable, and the job queue is moving; otherwise 503 with each failing check named. Each
-/// check has its own time limit, and they run at once.
+/// usable, and the job queue is moving; otherwise 503. The answer names the failing checks
+/// and nothing else: their detail (errors, paths, endpoints) would tell a stranger how the
+/// service is built, so it goes to the log and to [`ready_detail`] on the metrics listener.
+/// One run of the checks answers every request for [`ReadySettings::cache_for`].
 pub async fn ready(State((state, settings)): State<(AppState, ReadySettings)>) -> Response {
+    let report = report(&state, &settings).await;
+    (
+        status_of(&report),
+        [(axum::http::header::CACHE_CONTROL, "no-store")],
+        Json(json!({
+            "ok": report.ok,
+            "failing": report.failing,
+            "degraded": report.degraded,
+        })),
+    )
+        .into_response()
+}
+
+/// `GET /ready` on the metrics listener: the same report with every check's detail.
+pub async fn ready_detail(state: &AppState, settings: &ReadySettings) -> Response {
+    let report = report(state, settings).await;
+    (
+        status_of(&report),
+        [(axum::http::header::CACHE_CONTROL, "no-store")],
+        Json(json!({
+            "ok": report.ok,
+            "failing": report.failing,
+            "degraded": report.degraded,
+            "checks": report.checks,
+        })),
+    )
+        .into_response()
+}
+
+fn status_of(report: &Report) -> StatusCode {
+    if report.ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    }
+}
+
+/// The readiness report: the cached one while it is fresh, else a new run. Requests arriving
+/// during a run wait for it rather than starting their own.
+pub async fn report(state: &AppState, settings: &ReadySettings) -> Arc<Report> {
+    if let Some(fresh) = settings.cache.fresh(settings.cache_for) {
+        return fresh;
+    }
+    let _running = settings.cache.0.running.lock().await;
+    if let Some(fresh) = settings.cache.fresh(settings.cache_for) {
+        return fresh;
+    }
+    let report = Arc::new(run_checks(state, settings).await);
+    settings.cache.0.runs.fetch_add(1, Ordering::Relaxed);
+    if let Ok(mut last) = settings.cache.0.last.lock() {
+        *last = Some((Instant::now(), report.clone()));
+    }
+    if !report.ok {
+        // Once per run, so a flood of probes does not become a flood of log lines.
+        let detail = Value::Object(report.checks.clone()).to_string();
+        tracing::warn!(failing = ?report.failing, checks = %detail, "readiness check failed");
+    }
+    report
+}
+
+/// Runs every check at once, each with its own time limit.
+async fn run_checks(state: &AppState, settings: &ReadySettings) -> Report {
     let timeout = settings.check_timeout;
     let shared_limits = async {
         match &settings.rate_limits {
@@ -99,9 +224,9 @@ pub async fn ready(State((state, settings)): State<(AppState, ReadySettings)>) -
     };
     let (status, storage, jobs, configuration, rate_limit_store) = tokio::join!(
         crate::db::check(&state.db, timeout),
-        storage_check(&state, timeout),
-        jobs_check(&state, &settings),
-        configuration_check(&settings),
+        storage_check(state, timeout),
+        jobs_check(state, settings),
+        configuration_check(settings),
         shared_limits,
     );
     let mut checks = Map::new();
@@ -125,7 +250,7 @@ pub async fn ready(State((state, settings)): State<(AppState, ReadySettings)>) -
             }
             Some(problem) => {
                 checks.insert(name.to_owned(), json!({ "ok": false, "error": problem }));
-                failing.push(Value::from(name));
+                failing.push(name);
             }
         }
     }
@@ -144,23 +269,15 @@ pub async fn ready(State((state, settings)): State<(AppState, ReadySettings)>) -
                     "error": format!("{problem} (limits are counted per process meanwhile)"),
                 }),
             );
-            degraded.push(Value::from("rate_limit_store"));
+            degraded.push("rate_limit_store");
         }
     }
-    let ok = failing.is_empty();
-    if !ok {
-        tracing::warn!(failing = ?failing, "readiness check failed");
+    Report {
+        ok: failing.is_empty(),
+        failing,
+        degraded,
+        checks,
     }
-    let code = if ok {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
-    (
-        code,
-        Json(json!({ "ok": ok, "failing": failing, "degraded": degraded, "checks": checks })),
-    )
-        .into_response()
 }
 
 async fn storage_check(state: &AppState, timeout: Duration) -> Option<String> {

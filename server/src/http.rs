@@ -76,6 +76,7 @@ pub fn routes(state: AppState, leptos_options: LeptosOptions, settings: &HttpSet
                 crate::metrics::ScrapeSources {
                     state: state.clone(),
                     rate_limits: Some(settings.rate_limits.clone()),
+                    ready: None,
                 },
                 token.clone(),
             )),
@@ -201,6 +202,8 @@ impl HttpSettings {
 pub fn with_middleware(router: Router, state: &AppState, settings: &HttpSettings) -> Router {
     let router = router
         .layer(middleware::from_fn(server_fn_error_status))
+        // Plain form posts come back with codes, never text (`forms`).
+        .layer(middleware::from_fn(crate::forms::outcomes))
         .layer(middleware::from_fn_with_state(
             BodyLimits {
                 max: settings.max_body_bytes,
@@ -576,8 +579,10 @@ async fn request_context(mut req: Request, next: Next) -> Response {
             .is_some_and(|v| v.contains("application/json") && !v.contains("text/html"));
     let route = route_label(&req, &path);
     let method = crate::metrics::method_label(req.method());
-    let span =
-        tracing::info_span!("request", request_id = %id, method = %req.method(), path = %path);
+    // The path without its capabilities (media keys, upload tokens); never the query, which
+    // may hold a cursor or a prompt.
+    let logged_path = crate::telemetry::redact_path(&path).into_owned();
+    let span = tracing::info_span!("request", request_id = %id, method = %req.method(), path = %logged_path);
     let started = Instant::now();
     let in_flight = crate::metrics::InFlight::start();
     // Without a Sentry client these do nothing.
@@ -585,6 +590,17 @@ async fn request_context(mut req: Request, next: Next) -> Response {
         scope.set_tag("request_id", &id);
         scope.set_tag("route", &route);
         scope.set_transaction(Some(&format!("{method} {route}")));
+        // The transaction Sentry's layer started carries the request's whole URL; events are
+        // scrubbed before sending, transactions are not, so its copy is scrubbed here.
+        if let Some(span) = scope.get_span() {
+            let mut request = sentry::protocol::Request {
+                url: sentry_url(&req, &logged_path),
+                method: Some(method.to_owned()),
+                ..Default::default()
+            };
+            crate::telemetry::scrub_request(&mut request);
+            span.set_request(request);
+        }
     });
 
     let report = std::sync::Arc::new(crate::telemetry::RequestReport::default());
@@ -619,6 +635,23 @@ async fn request_context(mut req: Request, next: Next) -> Response {
         }
     });
     res
+}
+
+/// The URL Sentry records for a request: scheme and host as Sentry's layer sees them, the
+/// redacted path, no query.
+fn sentry_url(req: &Request, path: &str) -> Option<sentry::protocol::Url> {
+    let host = req
+        .uri()
+        .authority()
+        .map(|a| a.as_str().to_owned())
+        .or_else(|| {
+            req.headers()
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .map(str::to_owned)
+        })?;
+    let scheme = req.uri().scheme_str().unwrap_or("http");
+    format!("{scheme}://{host}{path}").parse().ok()
 }
 
 /// The route a request matched, as a bounded metric label: the route pattern, `/pkg/*` for
@@ -757,7 +790,8 @@ async fn media(
     let uses = match state.conn().await {
         Ok(mut conn) => app::gallery::records::blob_uses(&mut conn, &key)
             .await
-            .map_err(|e| tracing::warn!(error = %e, key = %key, "media: could not read its uses")),
+            // The key is a capability: logs name the content by its hash only.
+            .map_err(|e| tracing::warn!(error = %e, sha256 = %parts.sha256, "media: could not read its uses")),
         Err(_) => Err(()),
     };
     // `recorded`: a record uses it, so it exists without asking the store.
@@ -774,7 +808,7 @@ async fn media(
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
     ];
     let unavailable = |e: app::media::MediaError| {
-        tracing::error!(error = %e, key = %key, "could not read media");
+        tracing::error!(error = %e, sha256 = %parts.sha256, "could not read media");
         StatusCode::SERVICE_UNAVAILABLE.into_response()
     };
     let header_str = |name: header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok());

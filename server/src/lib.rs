@@ -8,6 +8,7 @@ pub mod backup;
 pub mod config;
 pub mod create;
 pub mod db;
+pub mod forms;
 pub mod health;
 pub mod http;
 pub mod metrics;

@@ -408,6 +408,9 @@ pub struct ScrapeSources {
     pub state: AppState,
     /// The rate limiters (denials by group), when this process serves HTTP.
     pub rate_limits: Option<RateLimits>,
+    /// What readiness checks: with it, this listener serves `/ready` with every check's
+    /// detail (the public `/api/ready` names failing checks only).
+    pub ready: Option<crate::health::ReadySettings>,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -626,13 +629,23 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// The router of the separate metrics listener: `/metrics`, plus `/api/health` so the
-/// listener itself can be probed (a worker process has no other).
+/// The router of the separate metrics listener: `/metrics`, `/api/health` so the listener
+/// itself can be probed (a worker process has no other), and `/ready`, readiness with each
+/// check's detail, for operators.
 pub fn listener_router(sources: ScrapeSources) -> Router {
     Router::new()
         .route("/metrics", axum::routing::get(scrape))
         .route("/api/health", axum::routing::get(crate::health::health))
+        .route("/ready", axum::routing::get(ready_detail))
         .with_state(sources)
+}
+
+/// `GET /ready` on the metrics listener.
+async fn ready_detail(State(sources): State<ScrapeSources>) -> Response {
+    match &sources.ready {
+        Some(settings) => crate::health::ready_detail(&sources.state, settings).await,
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
 }
 
 /// Binds the metrics listener (at start-up, so a taken port stops the start).

@@ -17,7 +17,10 @@
 //!   scripts and nothing else, for as long as the bytes are served.
 //! - **Only what is the same for everyone**: GET requests with no session cookie, answered
 //!   200 with HTML and no `Set-Cookie`. Signed-in pages are never cached.
-//! - **Bounded**: at most `PAGE_CACHE_MAX_ENTRIES` pages (the table is emptied when full).
+//! - **Keyed on what the page reads**: the path and the few query parameters the page uses
+//!   ([`page_params`]), so made-up parameters neither add entries nor push real ones out.
+//! - **Bounded**: at most `PAGE_CACHE_MAX_ENTRIES` pages; when full, expired entries make
+//!   room, and a page that finds no room is served without being kept.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, RwLock};
@@ -97,23 +100,51 @@ impl PageCache {
     }
 
     /// The cache key of a request that may be served from the cache, else `None`.
+    ///
+    /// The key holds only what the page reads (see [`page_params`]), so `/?x=1`, `/?x=2`, ...
+    /// are all `/` and cannot fill the table. A value the page would refuse (a cursor this
+    /// server did not sign, an id that is not one) is not cached at all: it renders every
+    /// time, and never takes a place a real page could have.
     fn key(&self, req: &Request) -> Option<String> {
         if self.0.settings.ttl.is_zero() || req.method() != Method::GET {
             return None;
         }
         let path = req.uri().path();
-        let page = path == "/"
-            || path == "/explore"
-            || path
-                .strip_prefix("/images/")
-                .is_some_and(|id| !id.is_empty() && !id.contains('/'));
-        if !page || has_session_cookie(req.headers(), &self.0.cookies) {
+        let (mut key, params) = if path == "/" || path == "/explore" {
+            (path.to_owned(), page_params(path))
+        } else {
+            let id = path.strip_prefix("/images/")?;
+            // The page parses the id; its canonical form is the key, so letter case cannot
+            // make one image many entries.
+            let id = uuid::Uuid::parse_str(id).ok()?;
+            (format!("/images/{id}"), page_params("/images/"))
+        };
+        if has_session_cookie(req.headers(), &self.0.cookies) {
             return None;
         }
-        Some(match req.uri().query() {
-            Some(q) => format!("{path}?{q}"),
-            None => path.to_owned(),
-        })
+        let query = req.uri().query().unwrap_or("");
+        // The outcome of a form posted without JavaScript is shown on the page: rare, and
+        // not for everyone, so such a page is rendered each time rather than stored.
+        if query_values(query).any(|(k, _)| {
+            app::posted::PARAMS.contains(&k) || app::posted::LEPTOS_PARAMS.contains(&k)
+        }) {
+            return None;
+        }
+        let mut sep = '?';
+        for name in params {
+            let Some(value) = query_values(query).find(|(k, _)| k == name).map(|(_, v)| v) else {
+                continue;
+            };
+            if *name == "after" && !self.0.gallery.explore_cursor_is_valid(value) {
+                return None;
+            }
+            key.push(sep);
+            key.push_str(name);
+            key.push('=');
+            key.push_str(value);
+            sep = '&';
+        }
+        Some(key)
     }
 
     fn get(&self, key: &str) -> Option<Arc<Entry>> {
@@ -125,8 +156,14 @@ impl PageCache {
             return;
         };
         if map.len() >= self.0.settings.max_entries && !map.contains_key(&key) {
-            // A flood of distinct URLs: forget them all rather than grow.
-            map.clear();
+            // Full: make room from what is past its time or out of date, never from pages
+            // still being served fresh; with none of those, this page is simply not kept.
+            let ttl = self.0.settings.ttl;
+            let version = entry.version;
+            map.retain(|_, e| e.version == version && e.made.elapsed() < ttl);
+            if map.len() >= self.0.settings.max_entries {
+                return;
+            }
         }
         map.insert(key, Arc::new(entry));
     }
@@ -145,6 +182,27 @@ impl PageCache {
             s.remove(key);
         }
     }
+}
+
+/// The query parameters each cached page reads for a visitor, in the order they go into the
+/// key. A page that starts reading another parameter for visitors must list it here, or every
+/// value of it would be served the first one's page.
+fn page_params(path: &str) -> &'static [&'static str] {
+    match path {
+        // The gallery's page cursor.
+        "/explore" => &["after"],
+        // `/` reads `prompt` only for a signed-in creator (whose pages are never cached); an
+        // image page reads nothing from its query.
+        _ => &[],
+    }
+}
+
+/// The raw `name=value` pairs of a query string (undecoded: only compared and copied).
+fn query_values(query: &str) -> impl Iterator<Item = (&str, &str)> {
+    query
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| p.split_once('=').unwrap_or((p, "")))
 }
 
 /// Whether the request carries one of our session cookies.

@@ -7,6 +7,13 @@
 //!
 //! The cluster listens on 127.0.0.1 only, on a port picked at start, with password
 //! authentication; the generated password lives in a `0600` file beside the cluster.
+//!
+//! Several processes may use one cluster (the server, and `socialcraft users set-tier` run
+//! beside it against the same `DATA_DIR`). Each registers itself in `postgres.users/` when it
+//! starts or adopts the cluster, and the cluster is stopped only by the last live one to leave:
+//! a command never stops the server's database under it. A process that died without leaving
+//! (a SIGKILL, as cargo-leptos restarts the server) no longer counts. Starting, adopting and
+//! leaving take `postgres.lock`, so two processes never decide at once.
 
 use std::fs;
 use std::io::{self, Write};
@@ -69,8 +76,6 @@ pub struct EmbeddedPg {
     run_as: Option<(u32, u32)>,
     port: u16,
     password: String,
-    /// Whether this process runs the server (and so should stop it).
-    owned: bool,
 }
 
 impl EmbeddedPg {
@@ -106,8 +111,8 @@ impl EmbeddedPg {
             run_as,
             port: 0,
             password: String::new(),
-            owned: false,
         };
+        let _lock = DirLock::take(&base_dir.join("postgres.lock"))?;
 
         if !pg.cluster_dir.join("PG_VERSION").exists() {
             pg.init(&password_file)?;
@@ -118,11 +123,11 @@ impl EmbeddedPg {
             .to_owned();
 
         if let Some(port) = pg.running_port() {
-            // Left by a process that was killed (cargo-leptos restarts the server with SIGKILL
-            // on every rebuild). We adopt it, and stop it when we stop, as if we had started it.
-            tracing::info!(port, dir = %pg.cluster_dir.display(), "adopting the embedded PostgreSQL already running");
+            // Another process runs it (the server, beside this command), or one that was
+            // killed left it running. Either way it is shared now, not ours to stop alone.
+            tracing::info!(port, dir = %pg.cluster_dir.display(), "using the embedded PostgreSQL already running");
             pg.port = port;
-            pg.owned = true;
+            pg.join()?;
             return Ok(pg);
         }
         pg.port = free_port().map_err(io_err("pick a port", &pg.cluster_dir))?;
@@ -142,9 +147,49 @@ impl EmbeddedPg {
             .args(["-o", &options, "-w", "-t", "30", "start"])
             .output();
         check("pg_ctl", out)?;
-        pg.owned = true;
+        // Whoever used the cluster before it stopped is gone.
+        let _ = fs::remove_dir_all(pg.users_dir());
+        pg.join()?;
         tracing::info!(port = pg.port, dir = %pg.cluster_dir.display(), "started the embedded PostgreSQL");
         Ok(pg)
+    }
+
+    /// Where the processes using the cluster register, one file per process.
+    fn users_dir(&self) -> PathBuf {
+        self.cluster_dir.with_file_name("postgres.users")
+    }
+
+    /// Registers this process as a user of the cluster.
+    fn join(&self) -> Result<(), EmbeddedPgError> {
+        let dir = self.users_dir();
+        fs::create_dir_all(&dir).map_err(io_err("register with the embedded PostgreSQL", &dir))?;
+        let me = std::process::id();
+        let file = dir.join(me.to_string());
+        fs::write(&file, process_started(me).unwrap_or(0).to_string())
+            .map_err(io_err("register with the embedded PostgreSQL", &file))
+    }
+
+    /// The other live processes registered as users of the cluster.
+    fn other_users(&self) -> Vec<u32> {
+        let me = std::process::id();
+        fs::read_dir(self.users_dir())
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|entry| {
+                let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+                let started: u64 = fs::read_to_string(entry.path()).ok()?.trim().parse().ok()?;
+                if pid != me && is_alive(pid, started) {
+                    Some(pid)
+                } else {
+                    if pid != me {
+                        // Died without leaving: it no longer counts.
+                        let _ = fs::remove_file(entry.path());
+                    }
+                    None
+                }
+            })
+            .collect()
     }
 
     fn init(&self, password_file: &Path) -> Result<(), EmbeddedPgError> {
@@ -234,9 +279,17 @@ impl EmbeddedPg {
         &self.cluster_dir
     }
 
-    /// Stops the server if this process runs it.
+    /// Leaves the cluster, stopping the server when no other live process uses it: a
+    /// command run beside the server leaves the server's database running.
     pub fn stop(&self) -> Result<(), EmbeddedPgError> {
-        if !self.owned {
+        let _lock = DirLock::take(&self.cluster_dir.with_file_name("postgres.lock"))?;
+        let _ = fs::remove_file(self.users_dir().join(std::process::id().to_string()));
+        let others = self.other_users();
+        if !others.is_empty() {
+            tracing::info!(users = ?others, "leaving the embedded PostgreSQL running for the processes still using it");
+            return Ok(());
+        }
+        if self.running_port().is_none() {
             return Ok(());
         }
         let out = self
@@ -248,6 +301,61 @@ impl EmbeddedPg {
         check("pg_ctl stop", out)?;
         tracing::info!(dir = %self.cluster_dir.display(), "stopped the embedded PostgreSQL");
         Ok(())
+    }
+}
+
+/// An exclusive `flock` on a file beside the cluster, held until dropped (closing the file
+/// releases it, so the field is never read).
+struct DirLock(#[allow(dead_code)] fs::File);
+
+impl DirLock {
+    fn take(path: &Path) -> Result<Self, EmbeddedPgError> {
+        use std::os::fd::AsRawFd;
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .open(path)
+            .map_err(io_err("lock the embedded PostgreSQL", path))?;
+        // SAFETY: flock on a descriptor we own; it is released when the file is closed.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } != 0 {
+            return Err(EmbeddedPgError::Io {
+                what: "lock the embedded PostgreSQL",
+                path: path.to_owned(),
+                source: io::Error::last_os_error(),
+            });
+        }
+        Ok(Self(file))
+    }
+}
+
+/// When process `pid` started, in clock ticks since boot (`/proc/PID/stat`, field 22), so a
+/// recycled process id is not taken for the process that registered. `None` for a process
+/// that is gone or has exited and awaits its parent (a zombie).
+fn process_started(pid: u32) -> Option<u64> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) is in parentheses and may hold spaces: count after it.
+    let mut rest = stat[stat.rfind(')')? + 1..].split_whitespace();
+    if matches!(rest.next(), Some("Z" | "X")) {
+        return None;
+    }
+    rest.nth(18)?.parse().ok()
+}
+
+/// Whether the process that registered as `pid`, started at `started`, still runs.
+fn is_alive(pid: u32, started: u64) -> bool {
+    match process_started(pid) {
+        Some(now) => started == 0 || now == started,
+        None if Path::new("/proc/self/stat").exists() => false,
+        // No /proc: ask the kernel whether the id exists at all.
+        None => {
+            let Ok(pid) = libc::pid_t::try_from(pid) else {
+                return false;
+            };
+            // SAFETY: signal 0 only checks that the process exists.
+            unsafe { libc::kill(pid, 0) == 0 }
+        }
     }
 }
 

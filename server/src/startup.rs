@@ -173,6 +173,7 @@ async fn serve_with(config: &Config, db: &Database, options: LeptosOptions) -> R
         config,
         &state,
         Some(settings.rate_limits.clone()),
+        settings.ready.clone(),
         stop_rx.clone(),
     )
     .await?;
@@ -217,6 +218,7 @@ async fn spawn_metrics(
     config: &Config,
     state: &AppState,
     rate_limits: Option<crate::ratelimit::RateLimits>,
+    ready: crate::health::ReadySettings,
     stop: watch::Receiver<bool>,
 ) -> Result<Option<tokio::task::JoinHandle<()>>, String> {
     let Some(addr) = config.observability.metrics_addr else {
@@ -226,6 +228,7 @@ async fn spawn_metrics(
     let sources = crate::metrics::ScrapeSources {
         state: state.clone(),
         rate_limits,
+        ready: Some(ready),
     };
     Ok(Some(tokio::spawn(crate::metrics::serve_listener(
         listener,
@@ -431,7 +434,8 @@ pub async fn worker(config: Config) -> Result<(), String> {
             let _ = stop_tx.send(true);
         });
         // A worker process has no web listener: METRICS_ADDR is how its job metrics are read.
-        let metrics = spawn_metrics(config, &state, None, stop_rx.clone()).await?;
+        let ready = crate::health::ReadySettings::for_worker(config);
+        let metrics = spawn_metrics(config, &state, None, ready, stop_rx.clone()).await?;
         build_worker(config, &state, &url)?
             .run(stopped(stop_rx))
             .await;

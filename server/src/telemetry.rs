@@ -11,6 +11,14 @@ use crate::config::{LogConfig, LogFormat};
 /// Installs the global subscriber. Safe to call more than once (later calls do nothing).
 /// With `sentry`, `tracing` events also feed the Sentry client set up by [`init_sentry`].
 pub fn init(log: &LogConfig, sentry: bool) {
+    init_to(log, sentry, std::io::stdout);
+}
+
+/// [`init`], writing the log lines to `writer` (the tests read what is logged).
+pub fn init_to<W>(log: &LogConfig, sentry: bool, writer: W)
+where
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
     let filter = EnvFilter::try_new(&log.filter).unwrap_or_else(|e| {
         eprintln!("RUST_LOG `{}` is invalid ({e}); using `info`", log.filter);
         EnvFilter::new("info")
@@ -35,11 +43,16 @@ pub fn init(log: &LogConfig, sentry: bool) {
                 tracing_subscriber::fmt::layer()
                     .json()
                     .with_current_span(true)
-                    .with_span_list(false),
+                    .with_span_list(false)
+                    .with_writer(writer),
             )
             .try_init(),
         LogFormat::Pretty => registry
-            .with(tracing_subscriber::fmt::layer().compact())
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .compact()
+                    .with_writer(writer),
+            )
             .try_init(),
     };
 }
@@ -89,6 +102,45 @@ pub fn set_request_user(id: String) {
 /// Fields that may name a person (or their address) and never go to Sentry.
 const PERSONAL_FIELDS: &[&str] = &["key", "ip", "client_ip", "email", "user_agent", "filename"];
 
+/// `path` with its capabilities taken out: a media key (`/media/…`, unguessable, so whoever
+/// holds it can fetch a private image) and an upload token (`/api/uploads/…`, which lets its
+/// holder upload). What logs, spans and Sentry see of a request's path. Cursors and every
+/// other query value never get that far: only paths are recorded, never query strings.
+pub fn redact_path(path: &str) -> std::borrow::Cow<'_, str> {
+    for prefix in ["/media/", "/api/uploads/"] {
+        if let Some(rest) = path.strip_prefix(prefix)
+            && !rest.is_empty()
+        {
+            return format!("{prefix}{REDACTED}").into();
+        }
+    }
+    path.into()
+}
+
+/// What stands where a secret was.
+pub const REDACTED: &str = "redacted";
+
+/// The request as Sentry keeps it for a transaction or an event: the method, the URL with its
+/// path redacted ([`redact_path`]) and no query, and no headers but harmless ones.
+pub fn scrub_request(request: &mut sentry::protocol::Request) {
+    request.query_string = None;
+    request.cookies = None;
+    request.data = None;
+    request.env.clear();
+    request.headers.retain(|k, _| {
+        matches!(
+            k.to_ascii_lowercase().as_str(),
+            "content-type" | "content-length" | "accept" | "x-request-id"
+        )
+    });
+    if let Some(url) = request.url.as_mut() {
+        url.set_query(None);
+        url.set_fragment(None);
+        let redacted = redact_path(url.path()).into_owned();
+        url.set_path(&redacted);
+    }
+}
+
 /// Starts the Sentry client when configured. Keep the guard alive until the process ends: it
 /// flushes what is queued when dropped. Without a DSN nothing is set up and nothing is sent.
 pub fn init_sentry(
@@ -135,7 +187,7 @@ pub fn init_sentry(
 
 /// Keeps an event to what helps fix a bug: the user's id but nothing else about them, the
 /// request's method and route but not its query, cookies or headers (an upload URL's token
-/// is a capability, a query may hold a prompt).
+/// and a media key are capabilities, a query may hold a prompt or a cursor).
 pub fn scrub_event(
     mut event: sentry::protocol::Event<'static>,
 ) -> sentry::protocol::Event<'static> {
@@ -146,22 +198,7 @@ pub fn scrub_event(
         });
     }
     if let Some(request) = event.request.as_mut() {
-        request.query_string = None;
-        request.cookies = None;
-        request.data = None;
-        request.env.clear();
-        request.headers.retain(|k, _| {
-            matches!(
-                k.to_ascii_lowercase().as_str(),
-                "content-type" | "content-length" | "accept" | "x-request-id"
-            )
-        });
-        if let Some(url) = request.url.as_mut() {
-            url.set_query(None);
-            if url.path().starts_with("/api/uploads/") {
-                url.set_path("/api/uploads/redacted");
-            }
-        }
+        scrub_request(request);
     }
     event
         .extra

@@ -45,7 +45,13 @@ async fn ready_when_database_answers_and_migrations_are_applied() {
     let res = send(&app_for(&db), get_req("/api/ready")).await;
     assert_eq!(res.status(), StatusCode::OK);
     let body = json(res).await;
-    assert_eq!(body["ok"], true, "{body}");
+    assert_eq!(
+        body,
+        serde_json::json!({ "ok": true, "failing": [], "degraded": [] })
+    );
+    // The detail is on the metrics listener.
+    let (status, body) = ready_detail(&db, uncached()).await;
+    assert_eq!(status, StatusCode::OK);
     assert_eq!(body["checks"]["database"]["ok"], true);
     assert_eq!(body["checks"]["migrations"]["ok"], true);
     assert_eq!(body["checks"]["storage"]["ok"], true);
@@ -61,14 +67,91 @@ fn app_with_ready(db: &TestDb, ready: server::health::ReadySettings) -> axum::Ro
     server::http::app_with(support::state_for(db), support::leptos_options(), &settings)
 }
 
+/// Readiness settings that run the checks for every request, for tests that change what
+/// they find between requests.
+fn uncached() -> server::health::ReadySettings {
+    server::health::ReadySettings {
+        cache_for: std::time::Duration::ZERO,
+        ..Default::default()
+    }
+}
+
+/// `/ready` on the metrics listener: every check with its detail.
+async fn ready_detail(
+    db: &TestDb,
+    ready: server::health::ReadySettings,
+) -> (StatusCode, serde_json::Value) {
+    let listener = server::metrics::listener_router(server::metrics::ScrapeSources {
+        state: support::state_for(db),
+        rate_limits: None,
+        ready: Some(ready),
+    });
+    let res = send(&listener, get_req("/ready")).await;
+    (res.status(), json(res).await)
+}
+
+#[tokio::test]
+async fn public_readiness_names_failing_checks_only_and_runs_them_once_for_a_flood() {
+    let db = TestDb::new().await;
+    let dir = tempdir("ready-public");
+    let missing = dir.join("pkg").join("socialcraft.wasm");
+    let ready = server::health::ReadySettings {
+        required_files: vec![missing.clone()],
+        ..Default::default()
+    };
+    let app = app_with_ready(&db, ready.clone());
+    db.cut().await;
+
+    let before = ready.cache.runs();
+    let requests = (0..50).map(|_| send(&app, get_req("/api/ready")));
+    let answers = futures_util::future::join_all(requests).await;
+    // Fifty probes within the cache time: the checks ran once.
+    assert_eq!(ready.cache.runs() - before, 1);
+    for res in answers {
+        assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let body = json(res).await;
+        assert_eq!(body["ok"], false);
+        let failing: Vec<&str> = body["failing"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        assert!(
+            failing.contains(&"database") && failing.contains(&"configuration"),
+            "{body}"
+        );
+        // Names and status only: no error strings, paths, endpoints or database messages.
+        let keys: Vec<&String> = body.as_object().unwrap().keys().collect();
+        assert_eq!(keys, ["degraded", "failing", "ok"], "{body}");
+        let shown = body.to_string();
+        for private in [
+            "socialcraft.wasm",
+            "ready-public",
+            "127.0.0.1",
+            "unreachable",
+            "error",
+        ] {
+            assert!(!shown.contains(private), "{private} in {shown}");
+        }
+    }
+    // The operator's view has the detail.
+    let (status, body) = ready_detail(&db, ready).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    let why = body["checks"]["configuration"]["error"].as_str().unwrap();
+    assert!(why.contains(&missing.display().to_string()), "{body}");
+    assert_eq!(body["checks"]["database"]["ok"], false, "{body}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[tokio::test]
 async fn not_ready_while_a_ready_job_waits_longer_than_allowed() {
     let db = TestDb::new().await;
     let ready = server::health::ReadySettings {
         max_job_age: std::time::Duration::from_secs(60),
-        ..Default::default()
+        ..uncached()
     };
-    let app = app_with_ready(&db, ready);
+    let app = app_with_ready(&db, ready.clone());
     // A job that became ready 30 s ago: a worker may simply be busy.
     db.exec("INSERT INTO jobs (kind, run_at) VALUES ('generate', now() - interval '30 seconds')")
         .await;
@@ -93,6 +176,7 @@ async fn not_ready_while_a_ready_job_waits_longer_than_allowed() {
     assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
     let body = json(res).await;
     assert_eq!(body["failing"], serde_json::json!(["jobs"]), "{body}");
+    let (_, body) = ready_detail(&db, ready).await;
     let why = body["checks"]["jobs"]["error"].as_str().unwrap();
     assert!(why.contains("stuck") && why.contains("limit 60 s"), "{why}");
     // A running job whose lease ran out long ago (its worker died, none took over) too.
@@ -114,7 +198,7 @@ async fn not_ready_without_the_built_site_or_a_writable_spool() {
     let ready = server::health::ReadySettings {
         required_files: vec![site_file.clone()],
         writable_dir: Some(dir.join("spool")),
-        ..Default::default()
+        ..uncached()
     };
     let app = app_with_ready(&db, ready.clone());
     let res = send(&app, get_req("/api/ready")).await;
@@ -125,6 +209,7 @@ async fn not_ready_without_the_built_site_or_a_writable_spool() {
         serde_json::json!(["configuration"]),
         "{body}"
     );
+    let (_, body) = ready_detail(&db, ready.clone()).await;
     assert!(
         body["checks"]["configuration"]["error"]
             .as_str()
@@ -257,6 +342,7 @@ async fn metrics_need_the_token_and_show_requests_jobs_pool_and_limits() {
     let listener = server::metrics::listener_router(server::metrics::ScrapeSources {
         state: support::state_for(&db),
         rate_limits: None,
+        ready: None,
     });
     let res = send(&listener, get_req("/metrics")).await;
     assert_eq!(res.status(), StatusCode::OK);
@@ -332,6 +418,7 @@ async fn not_ready_while_a_migration_is_pending() {
     assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
     let body = json(res).await;
     assert_eq!(body["failing"], serde_json::json!(["migrations"]), "{body}");
+    let (_, body) = ready_detail(&db, uncached()).await;
     assert!(
         body["checks"]["migrations"]["error"]
             .as_str()
@@ -349,7 +436,7 @@ async fn not_ready_while_a_migration_is_pending() {
 #[tokio::test]
 async fn not_ready_while_the_database_is_down_but_still_alive() {
     let db = TestDb::new().await;
-    let app = app_for(&db);
+    let app = app_with_ready(&db, uncached());
     assert_eq!(
         send(&app, get_req("/api/ready")).await.status(),
         StatusCode::OK
@@ -912,6 +999,57 @@ async fn visitor_pages_come_from_the_cache_with_hashed_scripts_and_signed_in_one
     assert!(res.headers().get("x-page-cache").is_none());
 }
 
+#[tokio::test]
+async fn made_up_query_parameters_neither_add_cache_entries_nor_evict_real_ones() {
+    let db = TestDb::new().await;
+    let state = support::state_for(&db);
+    let cache = server::pagecache::PageCache::new(
+        &state,
+        server::pagecache::PageCacheSettings {
+            ttl: std::time::Duration::from_secs(60),
+            max_entries: 3,
+        },
+    );
+    let app = server::http::routes(
+        state.clone(),
+        support::leptos_options(),
+        &server::http::HttpSettings::default(),
+    )
+    .layer(axum::middleware::from_fn_with_state(
+        cache.clone(),
+        server::pagecache::serve,
+    ));
+    let outcome = |res: &axum::http::Response<Body>| {
+        res.headers()
+            .get("x-page-cache")
+            .map(|v| v.to_str().unwrap().to_owned())
+    };
+
+    let res = send(&app, get_req("/explore")).await;
+    assert_eq!(outcome(&res).as_deref(), Some("miss"));
+    assert_eq!(cache.len(), 1);
+    // `/` reads no query parameter for a visitor: every `/?x=N` is the one page.
+    for n in 0..50 {
+        let res = send(&app, get_req(&format!("/?x={n}"))).await;
+        assert_eq!(res.status(), StatusCode::OK);
+        let expected = if n == 0 { "miss" } else { "hit" };
+        assert_eq!(outcome(&res).as_deref(), Some(expected), "/?x={n}");
+    }
+    assert_eq!(cache.len(), 2);
+    // Explore reads its cursor, but only one this server signed makes an entry; nor does an
+    // image id that is not one, nor letter case make one image many.
+    for n in 0..20 {
+        let res = send(&app, get_req(&format!("/explore?after=forged{n}&x={n}"))).await;
+        assert_eq!(outcome(&res), None);
+        send(&app, get_req(&format!("/images/not-an-id-{n}"))).await;
+    }
+    assert_eq!(cache.len(), 2);
+    // The real page is still there.
+    let res = send(&app, get_req("/explore?utm_source=flood")).await;
+    assert_eq!(outcome(&res).as_deref(), Some("hit"));
+    assert_eq!(cache.len(), 2);
+}
+
 fn brotli_decompress(bytes: &[u8]) -> impl std::io::Read + '_ {
     brotli::Decompressor::new(bytes, 4096)
 }
@@ -983,4 +1121,123 @@ async fn the_bundle_is_served_precompressed_with_an_etag() {
         Some(etag)
     );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Text as the page shows it inside an element (Leptos escapes these).
+fn html_escaped(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+#[tokio::test]
+async fn form_outcomes_come_back_as_codes_and_pages_show_only_their_own_sentences() {
+    use base64::Engine;
+    let db = TestDb::new().await;
+    let state = support::state_for(&db);
+    signed_in(&state, "known@example.com").await;
+    let app = server::http::app(state, support::leptos_options());
+    let page = |q: String| {
+        let app = app.clone();
+        async move {
+            let res = send(&app, get_req(&format!("/signin?{q}"))).await;
+            assert_eq!(res.status(), StatusCode::OK, "{q}");
+            text(res).await
+        }
+    };
+    let form = "form=/api/auth/sign_in";
+
+    // Whatever text an address carries, none of it is shown.
+    let evil = "Your account is suspended. Call 555-0100";
+    let encoded = "Your%20account%20is%20suspended.%20Call%20555-0100";
+    for q in [
+        format!("{form}&error={encoded}"),
+        format!("{form}&error=validation&fields=password:{encoded},email:{encoded}"),
+        format!("{form}&error=rate_limited&wait={encoded}"),
+        format!("form={encoded}&error={encoded}"),
+    ] {
+        let html = page(q.clone()).await;
+        assert!(
+            !html.contains("suspended") && !html.contains("555-0100"),
+            "{q}: {html}"
+        );
+    }
+    // An unknown code gets the generic sentence.
+    let html = page(format!("{form}&error={encoded}")).await;
+    assert!(
+        html.contains("Something went wrong on our side. Please try again."),
+        "{html}"
+    );
+
+    // Leptos's own parameters carry whole errors with their text: such an address is sent to
+    // the same page without them, so no page ever decodes one.
+    let forged = app::error::AppError::new(app::error::ErrorCode::Validation, evil);
+    let err =
+        base64::engine::general_purpose::URL_SAFE.encode(serde_json::to_vec(&forged).unwrap());
+    let res = send(
+        &app,
+        get_req(&format!(
+            "/images/{}?keep=1&__path=/api/gallery/rate&__err={err}",
+            uuid::Uuid::new_v4()
+        )),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let to = res.headers()["location"].to_str().unwrap();
+    assert!(to.ends_with("?keep=1") && !to.contains("__err"), "{to}");
+
+    // Each code shows its page's sentence.
+    for code in [
+        "validation",
+        "bad_request",
+        "unauthorized",
+        "forbidden",
+        "not_found",
+        "rate_limited",
+        "quota_exceeded",
+        "unavailable",
+        "internal",
+    ] {
+        let sentence =
+            app::posted::form_sentence("/api/auth/sign_in", app::posted::parse_code(code), None);
+        let html = page(format!("{form}&error={code}")).await;
+        assert!(
+            html.contains(&html_escaped(&sentence)),
+            "{code}: {sentence}"
+        );
+    }
+    let html = page(format!("{form}&error=rate_limited&wait=14")).await;
+    assert!(
+        html.contains("Too many failed sign-ins for this account. Try again in 14 minutes."),
+        "{html}"
+    );
+
+    // The real thing: a plain form post with a wrong password comes back with codes only,
+    // and the page it lands on says so in its own words.
+    let res = send(
+        &app,
+        Request::post("/api/auth/sign_in")
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("accept", "text/html")
+            .header(
+                "referer",
+                "http://localhost/signin?form=/old&error=internal",
+            )
+            .body(Body::from(
+                "email=known%40example.com&password=not+the+password",
+            ))
+            .unwrap(),
+    )
+    .await;
+    assert!(res.status().is_redirection(), "{}", res.status());
+    let to = res.headers()["location"].to_str().unwrap().to_owned();
+    assert_eq!(
+        to,
+        "http://localhost/signin?form=/api/auth/sign_in&error=validation&fields=password:wrong_credentials"
+    );
+    let html = page(to.split_once('?').unwrap().1.to_owned()).await;
+    assert!(
+        html.contains("That email and password do not match an account."),
+        "{html}"
+    );
 }

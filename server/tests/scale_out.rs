@@ -700,7 +700,8 @@ async fn worker_killed_mid_job_loses_nothing(
     assert!(variants >= 3.0, "{metrics}");
     println!("scale-out c: the new worker's metrics: {jobs} jobs succeeded, {variants} variants");
 
-    // Readiness names the shared store as healthy.
+    // Readiness does not name the shared store as degraded (the detail is on the metrics
+    // listener's `/ready`; the public answer names checks only).
     let ready: Value = client
         .get(format!("{a}/api/ready"))
         .send()
@@ -709,5 +710,5 @@ async fn worker_killed_mid_job_loses_nothing(
         .json()
         .await
         .expect("ready body");
-    assert_eq!(ready["checks"]["rate_limit_store"]["ok"], true, "{ready}");
+    assert_eq!(ready["degraded"], serde_json::json!([]), "{ready}");
 }

@@ -78,12 +78,14 @@ async fn a_server_error_reaches_sentry_with_its_request_id_and_only_the_user_id(
         release: "socialcraft@test".into(),
     };
     let guard = server::telemetry::init_sentry(Some(&config)).expect("a client");
-    server::telemetry::init(
+    let logs = Capture::default();
+    server::telemetry::init_to(
         &server::config::LogConfig {
-            format: server::config::LogFormat::Pretty,
+            format: server::config::LogFormat::Json,
             filter: "info".into(),
         },
         true,
+        logs.clone(),
     );
 
     let db = TestDb::new().await;
@@ -140,7 +142,56 @@ async fn a_server_error_reaches_sentry_with_its_request_id_and_only_the_user_id(
     )
     .await;
     assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
+
+    // Capabilities in addresses: a media key, an upload token, a gallery cursor. The host
+    // header makes Sentry's layer record a whole URL, as behind a real listener.
+    let stored = state
+        .media
+        .put(
+            b"\x89PNG\r\n\x1a\nsecret picture".to_vec(),
+            app::media::MediaKind::Png,
+        )
+        .await
+        .unwrap();
+    let token = "upl0ad-T0KEN-secret-7f3a9c";
+    let cursor = "CURS0R-secret-b81e44";
+    let with_host = |builder: axum::http::request::Builder| {
+        builder
+            .header("host", "app.example.com")
+            .body(axum::body::Body::empty())
+            .unwrap()
+    };
+    let res = send(
+        &app,
+        with_host(Request::get(format!("/media/{}", stored.key))),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let res = send(
+        &app,
+        with_session(
+            with_host(Request::put(format!("/api/uploads/{token}"))),
+            &session,
+        ),
+    )
+    .await;
+    assert!(res.status().is_client_error(), "{}", res.status());
+    let res = send(
+        &app,
+        with_host(Request::get(format!("/explore?after={cursor}"))),
+    )
+    .await;
+    assert!(res.status().as_u16() < 500, "{}", res.status());
     guard.flush(Some(Duration::from_secs(10)));
+    let logged = logs.text();
+    let prefix = stored.key.split('/').next().unwrap_or_default().to_owned();
+    assert!(logged.contains("/media/redacted"), "{logged}");
+    assert!(logged.contains("/api/uploads/redacted"), "{logged}");
+    let sent = received.lock().unwrap().join("\n");
+    for secret in [stored.key.as_str(), prefix.as_str(), token, cursor] {
+        assert!(!logged.contains(secret), "{secret} logged:\n{logged}");
+        assert!(!sent.contains(secret), "{secret} sent to Sentry:\n{sent}");
+    }
 
     let events = events(&received);
     let ours: Vec<&serde_json::Value> = events
@@ -191,6 +242,35 @@ async fn a_server_error_reaches_sentry_with_its_request_id_and_only_the_user_id(
         .filter(|e| e.contains(r#""type":"transaction""#))
         .count();
     assert!(transactions >= 1, "no transaction arrived");
+}
+
+/// Log lines written by the subscriber, kept for the test to read.
+#[derive(Clone, Default)]
+struct Capture(Arc<Mutex<Vec<u8>>>);
+
+impl Capture {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+impl std::io::Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Capture {
+    type Writer = Capture;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
 }
 
 async fn explode() -> &'static str {

@@ -118,8 +118,9 @@ async fn only_admins_import_through_the_endpoint_and_trends_merge_by_source() {
                RETURNING id) \
              INSERT INTO images (generation_id, variation, seed, width, height, png_key, \
                webp_320_key, webp_720_key, webp_full_key, sha256, bytes, render_ms, user_id, \
-               rating_count, rating_sum) SELECT id, 0, 1, 1600, 900, 'p/' || id, 's/' || id, \
-               'm/' || id, 'f/' || id, repeat('d', 64), 1, 1, '{creator_id}', 2, 10 FROM g"
+               rating_count, rating_sum, public) SELECT id, 0, 1, 1600, 900, 'p/' || id, \
+               's/' || id, 'm/' || id, 'f/' || id, repeat('d', 64), 1, 1, '{creator_id}', 2, 10, \
+               true FROM g"
         ))
         .await;
     }
@@ -158,4 +159,83 @@ async fn only_admins_import_through_the_endpoint_and_trends_merge_by_source() {
         .find(|t| t["topic"] == "latte")
         .expect("computed trend listed");
     assert_eq!(ours["sources"], serde_json::json!(["socialcraft"]));
+}
+
+/// A finished generation of `prompt` by `user` with one image, shared or not, rated
+/// `rating_count` times for `rating_sum` stars.
+async fn prompted(
+    db: &TestDb,
+    user: uuid::Uuid,
+    prompt: &str,
+    public: bool,
+    rating_count: i32,
+    rating_sum: i32,
+) {
+    db.exec(&format!(
+        "WITH g AS (INSERT INTO generations (prompt, style, format, variations, provider, seed, \
+           status, progress, user_id) VALUES ('{prompt}', 'bold', 'x_post', 1, 'builtin', 1, \
+           'succeeded', 100, '{user}') RETURNING id) \
+         INSERT INTO images (generation_id, variation, seed, width, height, png_key, \
+           webp_320_key, webp_720_key, webp_full_key, sha256, bytes, render_ms, user_id, \
+           rating_count, rating_sum, public) SELECT id, 0, 1, 1600, 900, 'p/' || id, \
+           's/' || id, 'm/' || id, 'f/' || id, repeat('d', 64), 1, 1, '{user}', \
+           {rating_count}, {rating_sum}, {public} FROM g"
+    ))
+    .await;
+}
+
+#[tokio::test]
+async fn trends_hear_only_shared_prompts_and_each_creator_once_per_topic() {
+    let db = TestDb::new().await;
+    let state = state_for(&db);
+    let router = server::http::app(state.clone(), support::leptos_options());
+    let mut creators = Vec::new();
+    for i in 0..4 {
+        creators.push(
+            signed_in(&state, &format!("maker{i}@example.com"))
+                .await
+                .user
+                .id,
+        );
+    }
+    let spammer = signed_in(&state, "spammer@example.com").await.user.id;
+
+    // Private prompts, however many, never reach the public list.
+    for _ in 0..30 {
+        prompted(&db, creators[0], "Surprise party for Veronica", false, 0, 0).await;
+    }
+    // One account prompting a word a hundred times counts once.
+    for _ in 0..100 {
+        prompted(&db, spammer, "Crypto giveaway crypto", true, 0, 0).await;
+    }
+    // Three creators each shared an image about otters, once; two about kites, rated 5 stars
+    // (weight 2 each), and one about lanterns, rated 1 star (the floor, 0.25).
+    for c in &creators[1..4] {
+        prompted(&db, *c, "Otters", true, 0, 0).await;
+    }
+    prompted(&db, creators[1], "Kites", true, 2, 10).await;
+    prompted(&db, creators[2], "Kites", true, 2, 10).await;
+    prompted(&db, creators[3], "Lanterns", true, 2, 2).await;
+
+    state.trends.refresh(&state).await.unwrap();
+    let res = send(&router, support::form_post("/api/trends/top", "")).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let top = json(res).await;
+    let top = top.as_array().unwrap().clone();
+    let score = |topic: &str| {
+        top.iter()
+            .find(|t| t["topic"] == topic)
+            .map(|t| t["score"].as_f64().unwrap())
+    };
+    let listed: Vec<&str> = top.iter().map(|t| t["topic"].as_str().unwrap()).collect();
+    for private in ["surprise", "party", "veronica"] {
+        assert!(!listed.contains(&private), "{private} in {listed:?}");
+    }
+    // kites 4, otters 3, crypto 1 (one account), giveaway 1, lanterns 0.25, over the best (4).
+    assert_eq!(listed[..2], ["kites", "otters"], "{top:?}");
+    // Seconds apart, the rows decay by a few parts in a million: close, not equal.
+    let close = |a: f64, b: f64| (a - b).abs() < 1e-3;
+    assert!(close(score("otters").unwrap(), 0.75), "{top:?}");
+    assert!(close(score("crypto").unwrap(), 0.25), "{top:?}");
+    assert!(close(score("lanterns").unwrap(), 0.0625), "{top:?}");
 }

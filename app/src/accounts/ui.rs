@@ -6,13 +6,12 @@
 //! account menu and the create page's stand-in for visitors are in the main module.
 //!
 //! Every form is a real `<form>` posting to its server function, with or without
-//! JavaScript: the server redirects back with the outcome in the query string, and the page
-//! shows each field's error beside it. Signing in, up or out reloads the whole page, so
-//! everything on it is rendered for the new account.
+//! JavaScript: the server redirects back with the outcome's codes in the query string, and the
+//! page shows its own sentence for each field's error beside it. Signing in, up or out
+//! reloads the whole page, so everything on it is rendered for the new account.
 
 use leptos::prelude::*;
 use leptos::server_fn::ServerFn;
-use leptos::server_fn::error::ServerFnUrlError;
 use leptos_meta::Title;
 use leptos_router::components::A;
 use leptos_router::hooks::use_query_map;
@@ -68,17 +67,34 @@ pub fn use_account() -> Option<AccountContext> {
 }
 
 /// The error a plain form post to the server function at `path` came back with: the server
-/// redirects to the form's page with it in the query string (`__path`, `__err`). Read the
-/// same way on the server and in the browser, so hydration sees what was rendered.
+/// redirects to the form's page with its codes in the query string ([`crate::posted`]), and
+/// this is the page's own sentence for each, never text from the address. Read the same way
+/// on the server and in the browser, so hydration sees what was rendered.
 pub(crate) fn posted_error(path: &'static str) -> Memo<Option<AppError>> {
     let query = use_query_map();
     Memo::new(move |_| {
         query.with(|q| {
-            (q.get_str("__path") == Some(path))
-                .then(|| q.get_str("__err"))
-                .flatten()
-                .map(ServerFnUrlError::<AppError>::decode_err)
+            crate::posted::Posted::from_query(|k| q.get(k))
+                .filter(|p| p.form == path)
+                .map(|p| p.error())
         })
+    })
+}
+
+/// The error of `action`: its own answer once it ran in the browser, else what a plain post
+/// of its form came back with ([`posted_error`]).
+pub(crate) fn action_error<S>(
+    action: ServerAction<S>,
+    path: &'static str,
+) -> Signal<Option<AppError>>
+where
+    S: ServerFn<Error = AppError> + Clone + Send + Sync + 'static,
+    S::Output: Clone + Send + Sync + 'static,
+{
+    let posted = posted_error(path);
+    Signal::derive(move || match action.value().get() {
+        Some(result) => result.err(),
+        None => posted.get(),
     })
 }
 
@@ -322,11 +338,14 @@ fn AccountDetails(
             return None;
         }
         query.with(|q| {
-            q.get_str("password_changed").map(|n| match n {
-                "0" => "Password changed.".to_owned(),
-                "1" => "Password changed. 1 other device was signed out.".to_owned(),
-                n => format!("Password changed. {n} other devices were signed out."),
-            })
+            // A count, never text: anything else from the address is not shown.
+            q.get_str("password_changed")
+                .and_then(|n| n.parse::<u32>().ok())
+                .map(|n| match n {
+                    0 => "Password changed.".to_owned(),
+                    1 => "Password changed. 1 other device was signed out.".to_owned(),
+                    n => format!("Password changed. {n} other devices were signed out."),
+                })
         })
     };
     let revoke_error = posted_error(RevokeSession::PATH);

@@ -5,6 +5,7 @@
 //! form's kit picker ([`BrandSelect`]) is in the main module with the create page.
 
 use leptos::prelude::*;
+use leptos::server_fn::ServerFn;
 use leptos_meta::Title;
 use leptos_router::components::A;
 use leptos_router::{LazyRoute, lazy_route};
@@ -64,10 +65,10 @@ fn Kits(
     kits: PageResource<Result<Vec<Brand>, crate::error::AppError>>,
     assets: PageResource<Result<crate::uploads::AssetList, crate::error::AppError>>,
 ) -> impl IntoView {
+    let failed = crate::accounts::ui::action_error(save, <SaveBrand as ServerFn>::PATH);
     let error = move |field: &'static str| {
-        save.value().with(|v| {
-            v.as_ref()
-                .and_then(|r| r.as_ref().err())
+        failed.with(|e| {
+            e.as_ref()
                 .and_then(|e| e.field_message(field).map(str::to_owned))
         })
     };

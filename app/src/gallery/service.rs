@@ -64,6 +64,12 @@ impl Gallery {
         self.version.load(std::sync::atomic::Ordering::Acquire)
     }
 
+    /// Whether `cursor` is one this server made for Explore: the host's page cache keys on
+    /// valid cursors only, so made-up ones cannot fill it.
+    pub fn explore_cursor_is_valid(&self, cursor: &str) -> bool {
+        self.cursors.decode(Scope::Explore, None, cursor).is_ok()
+    }
+
     /// Forgets every cached Explore page (an image was shared, unshared or deleted).
     pub fn explore_changed(&self) {
         self.version

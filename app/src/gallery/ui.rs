@@ -16,6 +16,7 @@
 
 use leptos::html;
 use leptos::prelude::*;
+use leptos::server_fn::ServerFn;
 use leptos_meta::Title;
 use leptos_router::components::A;
 use leptos_router::hooks::{use_params_map, use_query_map};
@@ -438,12 +439,13 @@ fn Rating(
         Some(Ok(v)) => (v.rating, v.ratings, v.mine),
         _ => (initial_rating, initial_count, mine),
     };
-    let error = move || match value.get() {
-        Some(Err(e)) => e
-            .field_message("stars")
-            .map(str::to_owned)
-            .or(Some(e.message)),
-        _ => None,
+    let failed = crate::accounts::ui::action_error(rate, <RateImage as ServerFn>::PATH);
+    let error = move || {
+        failed.get().map(|e| {
+            e.field_message("stars")
+                .map(str::to_owned)
+                .unwrap_or(e.message)
+        })
     };
     let summary = move || {
         let (rating, count, _) = current();
@@ -514,14 +516,10 @@ fn OwnerActions(id: Uuid, public: bool) -> impl IntoView {
         Some(Ok(p)) => p,
         _ => public,
     };
-    let share_error = move || match share.value().get() {
-        Some(Err(e)) => Some(e.message),
-        _ => None,
-    };
-    let delete_error = move || match delete.value().get() {
-        Some(Err(e)) => Some(e.message),
-        _ => None,
-    };
+    let share_failed = crate::accounts::ui::action_error(share, <ShareImage as ServerFn>::PATH);
+    let share_error = move || share_failed.get().map(|e| e.message);
+    let delete_failed = crate::accounts::ui::action_error(delete, <DeleteImage as ServerFn>::PATH);
+    let delete_error = move || delete_failed.get().map(|e| e.message);
     view! {
         <section class="owner-actions" aria-labelledby="owner-title">
             <h2 id="owner-title">"Sharing"</h2>

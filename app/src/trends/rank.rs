@@ -20,6 +20,8 @@ use super::{COMPUTED_SOURCE, Trend};
 pub struct PromptEvent {
     /// The prompt as the creator typed it.
     pub prompt: String,
+    /// Who prompted it: a creator counts at most once per topic.
+    pub creator: uuid::Uuid,
     /// When it was submitted.
     pub at: DateTime<Utc>,
     /// Sum of the stars (1 to 5) its images received.
@@ -387,12 +389,17 @@ fn typed(lower: &str, tag: &str) -> bool {
 }
 
 /// Our own topics, scored by decayed, rating-weighted prompt counts, with their hashtags.
+///
+/// Each creator counts once per topic, with their best-weighted prompt of the window: one
+/// account prompting a word a hundred times weighs what one prompt does, so no single account
+/// can put a word into the public trends.
 fn computed_scores(
     events: &[PromptEvent],
     now: DateTime<Utc>,
     settings: &RankSettings,
 ) -> HashMap<String, (f64, String)> {
-    let mut scores: HashMap<String, (f64, String)> = HashMap::new();
+    let mut best: HashMap<(uuid::Uuid, String), f64> = HashMap::new();
+    let mut tags: HashMap<String, String> = HashMap::new();
     for e in events {
         let Some(decay) = decay(e.at, now, settings) else {
             continue;
@@ -407,8 +414,15 @@ fn computed_scores(
                 weight
             };
             // The first event's hashtag for a topic is kept (the service lists newest first).
-            scores.entry(topic).or_insert((0.0, tag)).0 += weight;
+            tags.entry(topic.clone()).or_insert(tag);
+            let b = best.entry((e.creator, topic)).or_insert(0.0);
+            *b = b.max(weight);
         }
+    }
+    let mut scores: HashMap<String, (f64, String)> = HashMap::new();
+    for ((_, topic), weight) in best {
+        let tag = tags.get(&topic).cloned().unwrap_or_default();
+        scores.entry(topic).or_insert((0.0, tag)).0 += weight;
     }
     scores
 }
@@ -577,6 +591,7 @@ mod tests {
         let now = chrono::TimeZone::with_ymd_and_hms(&Utc, 2026, 11, 22, 12, 0, 0).unwrap();
         let event = |prompt: &str| PromptEvent {
             prompt: prompt.to_owned(),
+            creator: someone(),
             at: now,
             rating_sum: 0,
             rating_count: 0,
@@ -609,9 +624,18 @@ mod tests {
         Utc.with_ymd_and_hms(2026, 11, 22, 12, 0, 0).unwrap()
     }
 
+    /// A creator of their own: each test event is a different account unless it says not.
+    fn someone() -> uuid::Uuid {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        uuid::Uuid::from_u128(u128::from(
+            NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+        ))
+    }
+
     fn event(prompt: &str, hours_ago: i64) -> PromptEvent {
         PromptEvent {
             prompt: prompt.to_owned(),
+            creator: someone(),
             at: now() - TimeDelta::hours(hours_ago),
             rating_sum: 0,
             rating_count: 0,
@@ -1044,6 +1068,47 @@ mod tests {
         };
         assert!(rank(&events, &[], now(), &none).is_empty());
         assert_eq!(RankSettings::default().limit, 12);
+    }
+
+    #[test]
+    fn one_creator_counts_once_per_topic_with_their_best_prompt() {
+        let spammer = someone();
+        let mut events: Vec<PromptEvent> = (0..100)
+            .map(|i| PromptEvent {
+                creator: spammer,
+                ..event("cheap pills cheap pills", i % 24)
+            })
+            .collect();
+        // Two other creators prompt about otters once each.
+        events.push(event("Otters holding hands", 0));
+        events.push(event("Otters asleep", 0));
+        let ranked = rank(&events, &[], now(), &RankSettings::default());
+        // The hundred prompts weigh what the spammer's freshest one does: one, half of the
+        // otters' two (scores are divided by the best).
+        assert!(close(score(&ranked, "otters"), 1.0), "{ranked:?}");
+        assert!(close(score(&ranked, "pills"), 0.5), "{ranked:?}");
+        // Ratings still weigh: the same creator's well-rated prompt is their best one.
+        let rated_events = vec![
+            PromptEvent {
+                creator: spammer,
+                ..rated("Lisbon trams", 50, 10)
+            },
+            PromptEvent {
+                creator: spammer,
+                ..event("Lisbon trams", 0)
+            },
+            event("Lisbon tiles", 0),
+        ];
+        let ranked = rank(&rated_events, &[], now(), &RankSettings::default());
+        // 5 stars weigh 2, the plain prompt 1: trams (2) over tiles (1), lisbon (2 + 1).
+        assert!(
+            close(score(&ranked, "trams") * 1.5, score(&ranked, "lisbon")),
+            "{ranked:?}"
+        );
+        assert!(
+            close(score(&ranked, "tiles") * 3.0, score(&ranked, "lisbon")),
+            "{ranked:?}"
+        );
     }
 
     #[test]

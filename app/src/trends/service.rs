@@ -77,6 +77,8 @@ fn db(e: diesel::result::Error) -> AppError {
 struct EventRow {
     #[diesel(sql_type = Text)]
     prompt: String,
+    #[diesel(sql_type = diesel::sql_types::Uuid)]
+    creator: uuid::Uuid,
     #[diesel(sql_type = Timestamptz)]
     created_at: DateTime<Utc>,
     #[diesel(sql_type = BigInt)]
@@ -85,21 +87,25 @@ struct EventRow {
     rating_count: i64,
 }
 
-/// Prompts made since `since` (newest first, at most [`MAX_EVENTS`]) with their images'
-/// rating totals.
+/// Prompts of shared images made since `since` (newest first, at most [`MAX_EVENTS`]), with
+/// their creator and their shared images' rating totals. A prompt whose images are all
+/// private is not public, so it never reaches the trends; a generation without an owner
+/// (made before accounts) stands for itself.
 pub async fn events_since(
     conn: &mut AsyncPgConnection,
     since: DateTime<Utc>,
 ) -> QueryResult<Vec<PromptEvent>> {
     let rows: Vec<EventRow> = diesel::sql_query(
-        "SELECT g.prompt, g.created_at, \
+        "SELECT g.prompt, g.created_at, coalesce(g.user_id, g.id) AS creator, \
                 coalesce(r.rating_sum, 0)::int8 AS rating_sum, \
                 coalesce(r.rating_count, 0)::int8 AS rating_count \
-         FROM (SELECT id, prompt, created_at FROM generations \
+         FROM (SELECT id, prompt, created_at, user_id FROM generations \
                WHERE created_at >= $1 AND status = 'succeeded' \
+                 AND EXISTS (SELECT 1 FROM images i \
+                             WHERE i.generation_id = generations.id AND i.public) \
                ORDER BY created_at DESC LIMIT $2) g \
          LEFT JOIN LATERAL (SELECT sum(rating_sum) AS rating_sum, sum(rating_count) AS rating_count \
-                            FROM images WHERE generation_id = g.id) r ON true",
+                            FROM images WHERE generation_id = g.id AND public) r ON true",
     )
     .bind::<Timestamptz, _>(since)
     .bind::<BigInt, _>(MAX_EVENTS)
@@ -109,6 +115,7 @@ pub async fn events_since(
         .into_iter()
         .map(|r| PromptEvent {
             prompt: r.prompt,
+            creator: r.creator,
             at: r.created_at,
             rating_sum: r.rating_sum,
             rating_count: r.rating_count,
