@@ -26,11 +26,12 @@
 //!
 //! ## In process
 //!
-//! Each limiter is a table of GCRA theoretical arrival times (the algorithm governor runs),
-//! split over up to 16 mutex-guarded shards by key hash: a check is one hash, one uncontended
-//! lock and a compare, with no await point and no allocation but a new key's slot. Eviction
-//! runs only when a shard is full and frees a quarter of it, so its O(n) pass is paid once
-//! per n/4 new keys.
+//! Each limiter is a governor `RateLimiter` (GCRA) over a keyed state store of ours,
+//! `Table`: the theoretical arrival time of each key, split over up to 16 mutex-guarded
+//! shards by key hash. A check is one hash, one uncontended lock and governor's compare, with
+//! no await point and no allocation but a new key's slot. governor's own keyed stores can
+//! only grow until swept; ours evicts when a shard is full, freeing a quarter of it, so its
+//! O(n) pass is paid once per n/4 new keys.
 //!
 //! ## Several instances: `RATE_LIMIT_STORE=redis`
 //!
@@ -56,6 +57,7 @@
 use std::collections::HashMap;
 use std::hash::BuildHasher;
 use std::net::{IpAddr, SocketAddr};
+use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -66,6 +68,11 @@ use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use governor::clock::{Clock, MonotonicClock};
+use governor::nanos::Nanos;
+use governor::state::StateStore;
+use governor::state::keyed::ShrinkableKeyedStateStore;
+use governor::{Quota, RateLimiter};
 use uuid::Uuid;
 
 /// Which limit a request counts against.
@@ -243,14 +250,20 @@ pub fn client_key(ip: IpAddr, ipv6_prefix: u8) -> IpAddr {
 /// Most shards of a table: enough that two cores rarely meet on one lock.
 const SHARDS: usize = 16;
 
-/// A limiter's counts in process: per key, the GCRA's theoretical arrival time (TAT), in
-/// nanoseconds after `epoch`. A key whose TAT has passed has its whole burst again, exactly
-/// like a key never seen, which is what makes dropping such keys lossless.
+/// A limiter's counts in process, as a governor state store: per key, the GCRA's theoretical
+/// arrival time (TAT) as governor keeps it, in nanoseconds after the limiter's start. A key
+/// whose TAT has passed has its whole burst again, exactly like a key never seen, which is
+/// what makes dropping such keys lossless. governor computes every decision; this table only
+/// decides what is kept, so that a flood of new keys evicts instead of growing or resetting
+/// (governor's own keyed stores can only grow until `retain_recent`).
 struct Table<K> {
     shards: Box<[Mutex<HashMap<K, u64>>]>,
     hasher: std::hash::RandomState,
     /// Most keys one shard holds (shards x this is at most `max_keys`).
     per_shard: usize,
+    /// Made just before the governor limiter that owns this table, so `now` here runs a few
+    /// nanoseconds ahead of its clock: a key counts as full again that much early, which
+    /// gives away nothing anyone could use.
     epoch: Instant,
 }
 
@@ -275,33 +288,46 @@ impl<K: Key> Table<K> {
         // A poisoned lock only means a panic elsewhere mid-check; the counts are still sound.
         self.shards[i].lock().unwrap_or_else(|e| e.into_inner())
     }
+}
 
-    /// One GCRA step: `Ok` and the TAT moved on by `interval`, or the nanoseconds until a
-    /// request would be allowed (the TAT unchanged: refusals cost nothing).
-    fn check(&self, key: &K, interval: u64, tolerance: u64) -> Result<(), u64> {
-        let now = self.now();
+impl<K: Key> StateStore for Table<K> {
+    type Key = K;
+
+    /// governor's one step: `f` sees the key's TAT (none for a new key) and answers with the
+    /// next one or a refusal; a refusal stores nothing, so refusals cost nothing.
+    fn measure_and_replace<T, F, E>(&self, key: &K, f: F) -> Result<T, E>
+    where
+        F: Fn(Option<Nanos>) -> Result<(T, Nanos), E>,
+    {
         let mut shard = self.shard(key);
         if let Some(tat) = shard.get_mut(key) {
-            let at = (*tat).max(now);
-            if now + tolerance < at {
-                return Err(at - tolerance - now);
-            }
-            *tat = at + interval;
-            return Ok(());
+            let (outcome, next) = f(Some(Nanos::new(*tat)))?;
+            *tat = next.as_u64();
+            return Ok(outcome);
         }
+        let (outcome, next) = f(None)?;
         if shard.len() >= self.per_shard {
-            evict(&mut shard, now, self.per_shard);
+            evict(&mut shard, self.now(), self.per_shard);
         }
-        shard.insert(key.clone(), now + interval);
-        Ok(())
+        shard.insert(key.clone(), next.as_u64());
+        Ok(outcome)
     }
+}
 
-    /// Drops the keys that are full again.
-    fn prune(&self) {
-        let now = self.now();
+impl<K: Key> ShrinkableKeyedStateStore<K> for Table<K> {
+    /// Drops the keys whose TAT lies before `drop_below` (governor passes a time at which
+    /// such keys are full again, so forgetting them changes no answer).
+    fn retain_recent(&self, drop_below: Nanos) {
+        let drop_below = drop_below.as_u64();
         for shard in self.shards.iter() {
             let mut shard = shard.lock().unwrap_or_else(|e| e.into_inner());
-            shard.retain(|_, tat| *tat > now);
+            shard.retain(|_, tat| *tat > drop_below);
+        }
+    }
+
+    fn shrink_to_fit(&self) {
+        for shard in self.shards.iter() {
+            let mut shard = shard.lock().unwrap_or_else(|e| e.into_inner());
             if shard.capacity() > 2 * shard.len() + 64 {
                 shard.shrink_to_fit();
             }
@@ -313,6 +339,10 @@ impl<K: Key> Table<K> {
             .iter()
             .map(|s| s.lock().unwrap_or_else(|e| e.into_inner()).len())
             .sum()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 
@@ -341,9 +371,7 @@ struct Limiter<K: Key> {
     /// it), in microseconds for the Redis script and in nanoseconds in process.
     interval_us: u64,
     tolerance_us: u64,
-    interval_ns: u64,
-    tolerance_ns: u64,
-    table: Table<K>,
+    governor: RateLimiter<K, Table<K>, MonotonicClock>,
     denied: AtomicU64,
 }
 
@@ -351,26 +379,33 @@ impl<K: Key> Limiter<K> {
     fn new(group: Group, prefix: &'static str, per_minute: u32, max_keys: usize) -> Self {
         // The whole minute's allowance may be used in a burst, then it refills evenly.
         let per_minute = per_minute.max(1);
-        let interval_ns = (60_000_000_000 / u64::from(per_minute)).max(1);
         let interval_us = (60_000_000 / u64::from(per_minute)).max(1);
         Self {
             group,
             prefix,
             interval_us,
             tolerance_us: interval_us * u64::from(per_minute - 1),
-            interval_ns,
-            tolerance_ns: interval_ns * u64::from(per_minute - 1),
-            table: Table::new(max_keys),
+            governor: RateLimiter::new(
+                Quota::per_minute(NonZeroU32::new(per_minute).unwrap_or(NonZeroU32::MIN)),
+                Table::new(max_keys),
+                MonotonicClock,
+            ),
             denied: AtomicU64::new(0),
         }
     }
 
     /// The in-process check.
     fn check(&self, key: &K) -> Result<(), Denied> {
-        match self.table.check(key, self.interval_ns, self.tolerance_ns) {
-            Ok(()) => Ok(()),
-            Err(wait_ns) => Err(self.refused(key, Duration::from_nanos(wait_ns))),
-        }
+        self.governor.check_key(key).map_err(|not_until| {
+            let wait = not_until.wait_time_from(self.governor.clock().now());
+            self.refused(key, wait)
+        })
+    }
+
+    /// Drops the keys that are full again and gives back the room they took.
+    fn prune(&self) {
+        self.governor.retain_recent();
+        self.governor.shrink_to_fit();
     }
 
     /// Counts (and now and then logs) a refusal, whichever store made it.
@@ -720,16 +755,16 @@ impl RateLimits {
     /// Client addresses remembered in process in `group` (in Redis mode, only those the
     /// fallback saw).
     pub fn keys(&self, group: Group) -> usize {
-        self.limiter(group).table.len()
+        self.limiter(group).governor.len()
     }
 
     /// Drops the keys that are full again (the bound on keys is kept as they arrive).
     pub fn prune(&self) {
         for l in self.limiters.iter() {
-            l.table.prune();
+            l.prune();
         }
         for l in self.users.iter() {
-            l.table.prune();
+            l.prune();
         }
     }
 

@@ -604,18 +604,15 @@ fn css_walk<'i>(p: &mut cssparser::Parser<'i, '_>, depth: u32) -> Result<(), &'s
             Err(_) => return Ok(()),
         };
         match token {
-            Token::AtKeyword(name) => {
+            Token::AtKeyword(name)
                 if ["import", "font-face", "namespace"]
                     .iter()
-                    .any(|k| name.eq_ignore_ascii_case(k))
-                {
-                    return Err("an @import or @font-face");
-                }
+                    .any(|k| name.eq_ignore_ascii_case(k)) =>
+            {
+                return Err("an @import or @font-face");
             }
-            Token::UnquotedUrl(url) => {
-                if !url.trim_start().starts_with('#') {
-                    return Err("an external url()");
-                }
+            Token::UnquotedUrl(url) if !url.trim_start().starts_with('#') => {
+                return Err("an external url()");
             }
             Token::BadUrl(_) => return Err("an unreadable url()"),
             Token::Function(name) => {
@@ -662,10 +659,10 @@ fn css_walk<'i>(p: &mut cssparser::Parser<'i, '_>, depth: u32) -> Result<(), &'s
                 });
                 r.or_else(css_reason)?;
             }
-            Token::QuotedString(v) | Token::Ident(v) => {
-                if compact_lower(&v).contains("javascript:") {
-                    return Err("a javascript: URL");
-                }
+            Token::QuotedString(v) | Token::Ident(v)
+                if compact_lower(&v).contains("javascript:") =>
+            {
+                return Err("a javascript: URL");
             }
             _ => {}
         }
