@@ -787,12 +787,17 @@ async fn media(
         return StatusCode::NOT_FOUND.into_response();
     };
     let etag = format!("\"{}\"", parts.sha256);
-    let uses = match state.conn().await {
+    // Straight from the pool, not `state.conn()`: a file is still served (as private) without
+    // the database, so its absence is a warning here, not an error to report.
+    let uses = match state.db.get().await {
         Ok(mut conn) => app::gallery::records::blob_uses(&mut conn, &key)
             .await
             // The key is a capability: logs name the content by its hash only.
             .map_err(|e| tracing::warn!(error = %e, sha256 = %parts.sha256, "media: could not read its uses")),
-        Err(_) => Err(()),
+        Err(e) => {
+            tracing::warn!(error = %e, "media: no database connection; served as private");
+            Err(())
+        }
     };
     // `recorded`: a record uses it, so it exists without asking the store.
     let (recorded, public) = match uses {
