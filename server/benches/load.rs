@@ -29,6 +29,9 @@ use std::time::{Duration, Instant};
 use axum::body::Bytes;
 use axum::http::header;
 
+mod support;
+use support::{form, sign_up};
+
 /// Command-line settings.
 struct Args {
     app: String,
@@ -185,26 +188,6 @@ fn oha(args: &Args, target: &Target, connections: usize, seconds: u64) -> Result
     })
 }
 
-/// `application/x-www-form-urlencoded`.
-fn form(pairs: &[(&str, &str)]) -> String {
-    let enc = |s: &str| -> String {
-        s.bytes()
-            .map(|b| match b {
-                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                    (b as char).to_string()
-                }
-                b' ' => "+".to_owned(),
-                _ => format!("%{b:02X}"),
-            })
-            .collect()
-    };
-    pairs
-        .iter()
-        .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
-        .collect::<Vec<_>>()
-        .join("&")
-}
-
 /// What the scenarios need from the running app.
 struct Setup {
     explore: Bytes,
@@ -274,7 +257,8 @@ async fn setup(app: &str) -> Result<Setup, String> {
     // which would measure one person pressing the button hundreds of times a second.
     let mut cookies = Vec::with_capacity(CREATORS);
     for _ in 0..CREATORS {
-        cookies.push(sign_up(&client, app).await?);
+        let email = format!("bench-{}@example.com", uuid::Uuid::new_v4().simple());
+        cookies.push(sign_up(&client, app, &email, "bench password 12345").await?);
     }
     Ok(Setup {
         explore,
@@ -287,34 +271,6 @@ async fn setup(app: &str) -> Result<Setup, String> {
 
 /// How many creators the mixed scenario's submissions are spread over.
 const CREATORS: usize = 100;
-
-/// Signs a new creator up; returns their cookies as a `Cookie` header.
-async fn sign_up(client: &reqwest::Client, app: &str) -> Result<String, String> {
-    let email = format!("bench-{}@example.com", uuid::Uuid::new_v4().simple());
-    let res = client
-        .post(format!("{app}/api/auth/sign_up"))
-        .header(header::ACCEPT, "application/json")
-        .header("sec-fetch-site", "same-origin")
-        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-        .body(form(&[
-            ("email", email.as_str()),
-            ("password", "bench password 12345"),
-        ]))
-        .send()
-        .await
-        .map_err(|e| format!("sign up: {e}"))?;
-    if !res.status().is_success() {
-        return Err(format!("sign up: {}", res.status()));
-    }
-    Ok(res
-        .headers()
-        .get_all(header::SET_COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .filter_map(|v| v.split(';').next())
-        .collect::<Vec<_>>()
-        .join("; "))
-}
 
 /// Serves `page` on 127.0.0.1 (any path), bare or inside the whole middleware stack;
 /// returns the address.

@@ -1,0 +1,53 @@
+//! What the load benches share: form encoding and signing a creator up over HTTP.
+
+use axum::http::header;
+
+/// `application/x-www-form-urlencoded`.
+pub fn form(pairs: &[(&str, &str)]) -> String {
+    let enc = |s: &str| -> String {
+        s.bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                    (b as char).to_string()
+                }
+                b' ' => "+".to_owned(),
+                _ => format!("%{b:02X}"),
+            })
+            .collect()
+    };
+    pairs
+        .iter()
+        .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+/// Signs a new creator up with `email` and `password` through the server function, as the
+/// browser's fetch does; returns their cookies as one `Cookie` header.
+pub async fn sign_up(
+    client: &reqwest::Client,
+    app: &str,
+    email: &str,
+    password: &str,
+) -> Result<String, String> {
+    let res = client
+        .post(format!("{app}/api/auth/sign_up"))
+        .header(header::ACCEPT, "application/json")
+        .header("sec-fetch-site", "same-origin")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(form(&[("email", email), ("password", password)]))
+        .send()
+        .await
+        .map_err(|e| format!("sign up: {e}"))?;
+    if !res.status().is_success() {
+        return Err(format!("sign up: {}", res.status()));
+    }
+    Ok(res
+        .headers()
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .filter_map(|v| v.split(';').next())
+        .collect::<Vec<_>>()
+        .join("; "))
+}
