@@ -5,8 +5,8 @@
 //!
 //! a. the database stopped mid-stream: `/api/ready` is 503 within 2 s; every submission
 //!    sent meanwhile is refused within 3 s, clearly (503 `unavailable` for a fetch call, a
-//!    redirect back to the page with `error=unavailable` for the no-JavaScript form), never
-//!    a 500 or a hang, and the process stays up; started again on the same port, the
+//!    redirect back to the page with `error=unavailable` for the no-JavaScript form, whose
+//!    page then says so in its own words), never a 500 or a hang, and the process stays up; started again on the same port, the
 //!    server is ready within 5 s. Then every accepted submission is stored exactly once and
 //!    finishes with its images, and no refused one is stored at all;
 //! b. the web process SIGKILLed right after it accepted a batch, and started again: every
@@ -287,6 +287,8 @@ struct Sent {
     at: Instant,
     took: Duration,
     answer: Answer,
+    /// Where a form post was sent back to.
+    location: Option<String>,
 }
 
 /// One submission with a prompt no other carries (`marker`), timed.
@@ -318,6 +320,7 @@ async fn submit(
     };
     let at = Instant::now();
     let res = req.send().await;
+    let mut back_to = None;
     let answer = match res {
         Err(e) => Answer::Other(format!("no answer: {e}")),
         Ok(res) => {
@@ -347,6 +350,7 @@ async fn submit(
                 }
                 (Via::Form, 302 | 303) => {
                     let to = location.unwrap_or_default();
+                    back_to = Some(to.clone());
                     let query = to.split_once('?').map_or("", |(_, q)| q);
                     let error = query
                         .split('&')
@@ -371,6 +375,7 @@ async fn submit(
         at,
         took: at.elapsed(),
         answer,
+        location: back_to,
     }
 }
 
@@ -389,7 +394,11 @@ fn stream(
         let mut n = 0usize;
         while !stop.load(Ordering::Relaxed) {
             tick.tick().await;
-            let via = if n % 2 == 0 { Via::Fetch } else { Via::Form };
+            let via = if n.is_multiple_of(2) {
+                Via::Fetch
+            } else {
+                Via::Form
+            };
             let marker = format!("[{prefix}-{n:04}]");
             let (client, base, cookie) = (client.clone(), base.clone(), cookie.clone());
             tasks.push(tokio::spawn(async move {
@@ -488,7 +497,36 @@ async fn database_outage(stack: &mut Stack, client: &reqwest::Client, cookie: &s
             .is_some_and(|f| f.iter().any(|n| n == "database")),
         "{body}"
     );
-    tokio::time::sleep(Duration::from_millis(2500)).await;
+    // A browser without JavaScript follows the refusal's redirect: the page it lands on
+    // says why in its own words, with the database still down.
+    let refused = submit(
+        client,
+        &stack.base,
+        cookie,
+        format!("[{prefix}-form-followed]"),
+        Via::Form,
+    )
+    .await;
+    assert_eq!(refused.answer, Answer::Refused, "{refused:?}");
+    let page = client
+        .get(refused.location.clone().unwrap_or_default())
+        .header("accept", "text/html")
+        .header("cookie", cookie)
+        .send()
+        .await
+        .expect("the page a refused form returns to");
+    let page_status = page.status().as_u16();
+    let html = page.text().await.unwrap_or_default();
+    assert!(
+        html.contains("SocialCraft is briefly unavailable. Please try again in a moment."),
+        "{page_status}: the page does not say why: {}",
+        html.chars().take(800).collect::<String>()
+    );
+    println!(
+        "faults a: a refused form post, its redirect followed with the database down: a \
+         {page_status} page saying why"
+    );
+    tokio::time::sleep(Duration::from_millis(2000)).await;
     assert!(stack.web_alive(), "the web process died with the database");
     let health = client
         .get(format!("{}/api/health", stack.base))
@@ -505,7 +543,8 @@ async fn database_outage(stack: &mut Stack, client: &reqwest::Client, cookie: &s
         .unwrap_or_else(|| panic!("/api/ready was not 200 within {READY_AGAIN_WITHIN:?} of the database starting again"));
     tokio::time::sleep(Duration::from_millis(1500)).await;
     stop.store(true, Ordering::Relaxed);
-    let sent = submissions.await.expect("the stream");
+    let mut sent = submissions.await.expect("the stream");
+    sent.push(refused);
 
     let slowest = sent.iter().map(|s| s.took).max().unwrap_or_default();
     let count = |pred: &dyn Fn(&Sent) -> bool| sent.iter().filter(|s| pred(s)).count();
@@ -611,7 +650,11 @@ async fn web_killed_after_accepting(
     const BATCH: usize = 6;
     let prefix = format!("kill-{run_id}");
     let batch = (0..BATCH).map(|n| {
-        let via = if n % 2 == 0 { Via::Fetch } else { Via::Form };
+        let via = if n.is_multiple_of(2) {
+            Via::Fetch
+        } else {
+            Via::Form
+        };
         submit(
             client,
             &stack.base,
