@@ -82,6 +82,24 @@ impl EmbeddedPg {
     /// Creates the cluster under `base_dir/postgres` if needed and starts it, or adopts a
     /// server already running on it (say, left by a process that was killed).
     pub fn start(base_dir: &Path, bin_dir: Option<&Path>) -> Result<Self, EmbeddedPgError> {
+        Self::start_with(base_dir, bin_dir, None)
+    }
+
+    /// As [`EmbeddedPg::start`], listening on `port` when it starts the server: a cluster
+    /// stopped and started again answers where its clients (their `DATABASE_URL`) look.
+    pub fn start_on_port(
+        base_dir: &Path,
+        bin_dir: Option<&Path>,
+        port: u16,
+    ) -> Result<Self, EmbeddedPgError> {
+        Self::start_with(base_dir, bin_dir, Some(port))
+    }
+
+    fn start_with(
+        base_dir: &Path,
+        bin_dir: Option<&Path>,
+        port: Option<u16>,
+    ) -> Result<Self, EmbeddedPgError> {
         let bin_dir = match bin_dir {
             Some(dir) => dir.to_owned(),
             None => find_bin_dir()?,
@@ -130,7 +148,10 @@ impl EmbeddedPg {
             pg.join()?;
             return Ok(pg);
         }
-        pg.port = free_port().map_err(io_err("pick a port", &pg.cluster_dir))?;
+        pg.port = match port {
+            Some(port) => port,
+            None => free_port().map_err(io_err("pick a port", &pg.cluster_dir))?,
+        };
         let log_file = pg.cluster_dir.join("server.log");
         // fsync is off: this cluster holds development and test data only (production must
         // set DATABASE_URL), and syncing makes every test database creation slow.

@@ -2,9 +2,11 @@
 //! S3-compatible bucket.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use app::media::MediaStore;
 use object_store::aws::AmazonS3Builder;
+use object_store::{BackoffConfig, ClientOptions, RetryConfig};
 
 use crate::config::{Config, StorageConfig};
 
@@ -19,7 +21,10 @@ pub fn media_store(config: &Config) -> Result<MediaStore, String> {
                 .with_region(&s3.region)
                 .with_access_key_id(&s3.access_key_id)
                 .with_secret_access_key(s3.secret_access_key.expose())
-                .with_allow_http(s3.allow_http);
+                // Whole client options first: they carry `allow_http` too.
+                .with_client_options(ClientOptions::new().with_connect_timeout(S3_CONNECT_TIMEOUT))
+                .with_allow_http(s3.allow_http)
+                .with_retry(s3_retry());
             if let Some(endpoint) = &s3.endpoint {
                 // S3-compatible services are addressed by path, not by bucket subdomain.
                 builder = builder
@@ -31,5 +36,25 @@ pub fn media_store(config: &Config) -> Result<MediaStore, String> {
                 .map_err(|e| format!("S3 media store: {e}"))?;
             Ok(MediaStore::from_store(Arc::new(store)))
         }
+    }
+}
+
+/// How long connecting to the bucket may take. A store that is down answers a request in
+/// about this long (with the retries below), not after the client's defaults (5 s to
+/// connect, retries for up to three minutes), which held an upload open until the creator
+/// gave up and stalled readiness's probe past its timeout.
+const S3_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// A couple of quick retries ride out a dropped connection or one throttled answer; a store
+/// that is down is refused as unavailable (503) within a second or two.
+fn s3_retry() -> RetryConfig {
+    RetryConfig {
+        backoff: BackoffConfig {
+            init_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_millis(500),
+            base: 2.0,
+        },
+        max_retries: 2,
+        retry_timeout: Duration::from_secs(2),
     }
 }

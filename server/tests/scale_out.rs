@@ -25,18 +25,19 @@
 mod support;
 
 use std::collections::{BTreeSet, HashMap};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use serde_json::Value;
 use server::pg_embedded::EmbeddedPg;
+use support::processes::{
+    BUCKET, S3_ACCESS_KEY, S3_SECRET_KEY, cookies_of, form, migrate, print_log_tail, shared_env,
+    socialcraft_bin, spawn_s3s_fs, spawn_socialcraft, start_database, tear_down, wait_ready,
+};
 use support::redis_server::{RedisServer, free_port};
 
-const S3_ACCESS_KEY: &str = "socialcraft-scale-out";
-const S3_SECRET_KEY: &str = "s3cret-for-loopback-only";
-const BUCKET: &str = "media";
 const API_PER_MINUTE: u32 = 200;
 const PASSWORD: &str = "correct horse battery staple";
 /// The whole run, set-up included, fails rather than hangs past this.
@@ -62,35 +63,8 @@ impl Drop for Stack {
                 print_log_tail(&self.dir, name);
             }
         }
-        if let Some(mut s3) = self.s3.take() {
-            let _ = s3.kill();
-            let _ = s3.wait();
-        }
         drop(self.redis.take());
-        if let Some(pg) = self.pg.take() {
-            let _ = pg.stop();
-        }
-        if std::env::var_os("SCALE_OUT_KEEP").is_none() {
-            let _ = std::fs::remove_dir_all(&self.dir);
-        }
-    }
-}
-
-fn print_log_tail(dir: &Path, name: &str) {
-    let log = std::fs::read_to_string(dir.join(format!("{name}.log"))).unwrap_or_default();
-    let lines: Vec<&str> = log.lines().collect();
-    let tail = &lines[lines.len().saturating_sub(30)..];
-    eprintln!("--- last lines of {name}'s log ---\n{}", tail.join("\n"));
-}
-
-async fn wait_for_port(port: u16, what: &str) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .is_err()
-    {
-        assert!(Instant::now() < deadline, "{what} did not listen on {port}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        tear_down(&self.dir, self.s3.take(), self.pg.take(), "SCALE_OUT_KEEP");
     }
 }
 
@@ -98,10 +72,7 @@ impl Stack {
     async fn start() -> Stack {
         let dir = std::env::temp_dir().join(format!("sc-scale-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(dir.join("s3").join(BUCKET)).expect("scratch directory");
-        let bin = std::env::var_os("SOCIALCRAFT_BIN").map_or_else(
-            || PathBuf::from(env!("CARGO_BIN_EXE_socialcraft")),
-            PathBuf::from,
-        );
+        let bin = socialcraft_bin();
         let mut stack = Stack {
             dir,
             bin,
@@ -112,17 +83,8 @@ impl Stack {
             procs: HashMap::new(),
         };
 
-        let pg_dir = stack.dir.join("pg");
-        let pg = tokio::task::spawn_blocking(move || EmbeddedPg::start(&pg_dir, None))
-            .await
-            .expect("start thread")
-            .expect("start PostgreSQL");
-        let admin = pg.url("postgres");
-        let db_url = pg.url("socialcraft");
+        let (pg, db_url) = start_database(&stack.dir).await;
         stack.pg = Some(pg);
-        server::pg_embedded::ensure_database(&admin, "socialcraft")
-            .await
-            .expect("create the database");
 
         stack.redis = Some(
             RedisServer::start().expect("redis-server is needed (./dev scale-out installs it)"),
@@ -134,37 +96,11 @@ impl Stack {
             .unwrap_or_default();
 
         let s3_port = free_port();
-        let s3_bin = std::env::var("S3S_FS").unwrap_or_else(|_| "s3s-fs".to_owned());
-        stack.s3 = Some(
-            Command::new(&s3_bin)
-                .args(["--host", "127.0.0.1", "--port", &s3_port.to_string()])
-                .args(["--access-key", S3_ACCESS_KEY, "--secret-key", S3_SECRET_KEY])
-                .arg(stack.dir.join("s3"))
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap_or_else(|e| panic!("start {s3_bin} (./dev scale-out installs it): {e}")),
-        );
-        wait_for_port(s3_port, "s3s-fs").await;
+        stack.s3 =
+            Some(spawn_s3s_fs(&stack.dir.join("s3"), s3_port, S3_ACCESS_KEY, S3_SECRET_KEY).await);
 
-        let secret = format!(
-            "{}{}",
-            uuid::Uuid::new_v4().simple(),
-            uuid::Uuid::new_v4().simple()
-        );
-        let site_root = std::env::var("LEPTOS_SITE_ROOT")
-            .unwrap_or_else(|_| stack.dir.join("site").display().to_string());
+        stack.env = shared_env(&stack.dir, &db_url, s3_port);
         for (k, v) in [
-            ("PATH", std::env::var("PATH").unwrap_or_default()),
-            ("DATABASE_URL", db_url),
-            ("RUN_MIGRATIONS", "false".into()),
-            ("SECRET_KEY", secret),
-            ("STORAGE_PROVIDER", "s3".into()),
-            ("S3_BUCKET", BUCKET.into()),
-            ("S3_ENDPOINT", format!("http://127.0.0.1:{s3_port}")),
-            ("S3_ACCESS_KEY_ID", S3_ACCESS_KEY.into()),
-            ("S3_SECRET_ACCESS_KEY", S3_SECRET_KEY.into()),
-            ("S3_ALLOW_HTTP", "true".into()),
             ("RATE_LIMIT_STORE", "redis".into()),
             ("REDIS_URL", redis_url),
             ("RATE_LIMIT_API_PER_MINUTE", API_PER_MINUTE.to_string()),
@@ -175,48 +111,18 @@ impl Stack {
             ("WORKER_IN_PROCESS", "false".into()),
             ("JOB_LEASE_SECS", "3".into()),
             ("JOB_POLL_INTERVAL_MS", "500".into()),
-            ("LEPTOS_SITE_ROOT", site_root),
-            ("RUST_LOG", "info".into()),
         ] {
             stack.env.push((k.to_owned(), v));
         }
 
         // Migrations once, before any instance starts (they run with RUN_MIGRATIONS=false).
-        let migrate = tokio::process::Command::new(&stack.bin)
-            .arg("migrate")
-            .env_clear()
-            .envs(stack.env.iter().cloned())
-            .current_dir(&stack.dir)
-            .kill_on_drop(true)
-            .output();
-        let out = tokio::time::timeout(Duration::from_secs(60), migrate)
-            .await
-            .expect("socialcraft migrate took over 60 s")
-            .expect("run socialcraft migrate");
-        assert!(
-            out.status.success(),
-            "socialcraft migrate failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        migrate(&stack.bin, &stack.env, &stack.dir).await;
         stack
     }
 
     /// Starts `socialcraft ARGS` as `name`, its output in `name.log`.
     fn spawn(&mut self, name: &'static str, args: &[&str], extra: &[(&str, String)]) {
-        let log = std::fs::File::create(self.dir.join(format!("{name}.log"))).expect("log file");
-        let data_dir = self.dir.join(name);
-        std::fs::create_dir_all(&data_dir).expect("data dir");
-        let child = Command::new(&self.bin)
-            .args(args)
-            .env_clear()
-            .envs(self.env.iter().cloned())
-            .env("DATA_DIR", &data_dir)
-            .envs(extra.iter().map(|(k, v)| (*k, v.as_str())))
-            .current_dir(&self.dir)
-            .stdout(log.try_clone().expect("log file"))
-            .stderr(log)
-            .spawn()
-            .unwrap_or_else(|e| panic!("start {}: {e}", self.bin.display()));
+        let child = spawn_socialcraft(&self.bin, &self.env, &self.dir, name, args, extra);
         self.procs.insert(name, child);
     }
 
@@ -226,24 +132,9 @@ impl Stack {
         let addr = format!("127.0.0.1:{port}");
         self.spawn(name, &["serve"], &[("LEPTOS_SITE_ADDR", addr.clone())]);
         let base = format!("http://{addr}");
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Ok(res) = client.get(format!("{base}/api/ready")).send().await
-                && res.status().is_success()
-            {
-                return base;
-            }
-            if let Some(child) = self.procs.get_mut(name)
-                && let Ok(Some(status)) = child.try_wait()
-            {
-                panic!("{name} exited at start: {status}");
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{name} was not ready within 60 s"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        let child = self.procs.get_mut(name).expect("just started");
+        wait_ready(client, &base, child, name).await;
+        base
     }
 
     fn kill(&mut self, name: &str) {
@@ -281,26 +172,6 @@ async fn json_of(res: reqwest::Response) -> Value {
     let text = res.text().await.expect("body");
     assert!(status.is_success(), "{status}: {text}");
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"))
-}
-
-fn form(pairs: &[(&str, &str)]) -> String {
-    pairs
-        .iter()
-        .map(|(k, v)| {
-            let v: String = v
-                .bytes()
-                .map(|b| match b {
-                    b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => {
-                        (b as char).to_string()
-                    }
-                    b' ' => "+".to_owned(),
-                    _ => format!("%{b:02X}"),
-                })
-                .collect();
-            format!("{k}={v}")
-        })
-        .collect::<Vec<_>>()
-        .join("&")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -417,18 +288,9 @@ async fn sign_up(client: &reqwest::Client, a: &str) -> String {
     )
     .await;
     assert_eq!(res.status(), 200, "sign-up");
-    let cookies: Vec<String> = res
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .filter_map(|v| v.split(';').next().map(str::to_owned))
-        .collect();
-    assert!(
-        cookies.iter().any(|c| c.starts_with("sc_access=")),
-        "{cookies:?}"
-    );
-    cookies.join("; ")
+    let cookies = cookies_of(&res);
+    assert!(cookies.contains("sc_access="), "{cookies}");
+    cookies
 }
 
 async fn submit(client: &reqwest::Client, base: &str, cookie: &str, prompt: &str, n: u8) -> String {

@@ -17,6 +17,7 @@ use leptos::prelude::LeptosOptions;
 use server::pg_embedded::{EmbeddedPg, quote_ident};
 use tower::ServiceExt;
 
+pub mod processes;
 pub mod redis_server;
 
 const TEMPLATE: &str = "socialcraft_template";
