@@ -336,7 +336,29 @@ async fn a_stored_unshare_or_delete_is_answered_as_done_whatever_fails_after_it(
         .unwrap();
     assert!(!detail.card.public);
 
-    // Sharing again, and deleting with undeletable files: both succeed.
+    // The database fails to free them too (every statement deleting blob rows fails): a real
+    // error after the commit, which must not become the answer either.
+    db.batch(
+        "CREATE FUNCTION keep_blobs() RETURNS trigger LANGUAGE plpgsql AS $$ \
+         BEGIN RAISE EXCEPTION 'blob rows cannot be deleted (test fault)'; END $$; \
+         CREATE TRIGGER keep_blobs BEFORE DELETE ON media_blobs \
+           FOR EACH STATEMENT EXECUTE FUNCTION keep_blobs();",
+    )
+    .await;
+    assert_eq!(share_as(&router, &owner, id, true).await, StatusCode::OK);
+    let shared = keys_of(&db, id).await;
+    assert_eq!(share_as(&router, &owner, id, false).await, StatusCode::OK);
+    assert_ne!(keys_of(&db, id).await, shared);
+    for key in &shared {
+        assert_eq!(
+            app::gallery::records::refs_of(&mut c, key).await.unwrap(),
+            Some(0)
+        );
+        let (s, _, _) = fetch_media(&router, key).await;
+        assert_eq!(s, StatusCode::NOT_FOUND, "{key}");
+    }
+
+    // Sharing again, and deleting with undeletable files and blob rows: both succeed.
     assert_eq!(share_as(&router, &owner, id, true).await, StatusCode::OK);
     service::delete(&state, owner.user.id, id).await.unwrap();
     assert_eq!(db.count("images").await, 0);

@@ -481,6 +481,32 @@ async fn parallel_wrong_passwords_never_get_more_verifications_than_the_ceiling(
     assert_eq!(verified, 5, "only the ceiling's worth checked");
     assert!(results.iter().all(|r| r.status() != StatusCode::OK));
     assert_eq!(db.count("signin_failures").await, 5);
+
+    // The lockout's own step, each attempt on a connection of its own and all at once (the
+    // requests above reach the database together only now and then): the check and the
+    // record are one step, so the ceiling's worth get in and the rest are refused.
+    let mut conns = Vec::new();
+    for _ in 0..12 {
+        conns.push(db.conn().await);
+    }
+    let attempts = futures_util::future::join_all(conns.iter_mut().map(|c| {
+        state
+            .auth
+            .admit_attempt(c, "bo@example.com", "198.51.100.7")
+    }))
+    .await;
+    let admitted = attempts.iter().filter(|a| matches!(a, Ok(None))).count();
+    let refused = attempts.iter().filter(|a| matches!(a, Ok(Some(_)))).count();
+    assert_eq!(
+        (admitted, refused),
+        (5, 7),
+        "only the ceiling's worth admitted"
+    );
+    assert_eq!(
+        db.count("signin_failures WHERE email = 'bo@example.com'")
+            .await,
+        5
+    );
 }
 
 #[tokio::test]
@@ -1150,10 +1176,14 @@ async fn no_pool_connection_is_held_while_a_password_is_verified() {
     // While it verifies, another request that needs the pool's only connection is served.
     let (who, _) = whoami(&app, &bo.cookie).await;
     assert_eq!(who.as_deref(), Some("bo@example.com"));
-    assert!(
-        !signing_in.is_finished(),
+    // Served during the verification, not once it ended (the sign-in still has database
+    // work after it, so its being unfinished alone would not say).
+    assert_eq!(
+        state.auth.passwords.running(),
+        1,
         "served while the sign-in was still verifying"
     );
+    assert!(!signing_in.is_finished());
     assert_eq!(signing_in.await.unwrap().status(), StatusCode::OK);
 }
 
