@@ -412,7 +412,7 @@ pub fn feed_json(data: &[u8]) {
     let trimmed = body.trim_start_matches('\u{feff}').trim();
     let inner = &trimmed[1..trimmed.len() - 1];
     let copies = feed::MAX_ROWS / n.max(1) + 1;
-    if n > 0 && data.len() % 16 == 0 && inner.len() * copies <= 4_000_000 {
+    if n > 0 && data.len().is_multiple_of(16) && inner.len() * copies <= 4_000_000 {
         let big = format!("[{}]", vec![inner; copies].join(","));
         assert_eq!(
             feed::parse(&big, FeedFormat::Json, feed_now()),

@@ -434,7 +434,7 @@ mod seeds {
                 key.encode(Scope::Mine, Some(Uuid::from_u128(5)), position())
                     .into_bytes(),
             ),
-            ("cut.txt", explore[..explore.len() - 2].as_bytes().to_vec()),
+            ("cut.txt", explore.as_bytes()[..explore.len() - 2].to_vec()),
             ("padded.txt", format!("{explore}==").into_bytes()),
             ("garbage.txt", b"!!!!not base64!!!!".to_vec()),
             ("position.bin", raw),
@@ -497,9 +497,9 @@ mod seeds {
         let seeds: Vec<(&'static str, String)> = vec![
             (
                 "submission.bin",
-                "  Sunrise over Lisbon rooftops \n\0vibrant\0instagram_square\02\0violence: behead*\nhate: hate speech\n# comment\0Hate-Speech! and beheading".to_owned(),
+                "  Sunrise over Lisbon rooftops \n\0vibrant\0instagram_square\u{0}2\0violence: behead*\nhate: hate speech\n# comment\0Hate-Speech! and beheading".to_owned(),
             ),
-            ("submission-bad.bin", "a\u{7}\0bold \0tiktok\05\0: nothing\0x".to_owned()),
+            ("submission-bad.bin", "a\u{7}\0bold \0tiktok\u{0}5\0: nothing\0x".to_owned()),
             ("email.bin", "  Ana.Silva@Example.COM \0correct horse battery\0inter\0".to_owned()),
             ("email-bad.bin", "a@b@c.com\0aaaaaaaaaaaaaaaa\0\0".to_owned()),
             (
@@ -509,12 +509,12 @@ mod seeds {
             ("stars.bin", " 5 \0".to_owned()),
             (
                 "posted.bin",
-                "/api/auth/sign_in\0rate_limited\0email:invalid_email,password:too_short,bad field:x\05".to_owned(),
+                "/api/auth/sign_in\0rate_limited\0email:invalid_email,password:too_short,bad field:x\u{0}5".to_owned(),
             ),
             ("posted-text.bin", "<script>\0internal\0a:b:c,<x>:y\0-1".to_owned()),
             (
                 "timestamps.bin",
-                "2026-11-22T14:05:03.123456Z\02016-12-31T23:59:60.5Z\0".to_owned(),
+                "2026-11-22T14:05:03.123456Z\u{0}2016-12-31T23:59:60.5Z\0".to_owned(),
             ),
             ("timestamp-offset.bin", "2026-11-22T14:05:03-00:30\0".to_owned()),
             (
