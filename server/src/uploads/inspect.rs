@@ -279,11 +279,26 @@ fn jpeg_end<R: Read + Seek>(file: &mut R) -> Walk {
     }
 }
 
-/// The end of a WebP's RIFF container, from its size field.
+/// The end of a WebP's RIFF container, from its size field, after walking its chunks: each
+/// must lie inside the container, as the metadata stripping reads them.
 fn webp_end<R: Read + Seek>(file: &mut R) -> Walk {
     file.seek(SeekFrom::Start(4)).map_err(|e| e.to_string())?;
     let size = read_exact::<4>(file)?;
     let size = u64::from(u32::from_le_bytes(size));
+    let riff_end = 8 + size;
+    let mut pos: u64 = 12;
+    while pos < riff_end {
+        if pos + 8 > riff_end {
+            return Err("a chunk header runs past the container".into());
+        }
+        file.seek(SeekFrom::Start(pos + 4))
+            .map_err(|e| e.to_string())?;
+        let chunk = u64::from(u32::from_le_bytes(read_exact::<4>(file)?));
+        if pos + 8 + chunk > riff_end {
+            return Err("a chunk runs past the container".into());
+        }
+        pos += 8 + chunk + (chunk & 1);
+    }
     // The RIFF size counts from byte 8 and is padded to an even length.
-    Ok(8 + size + (size & 1))
+    Ok(riff_end + (size & 1))
 }
