@@ -7,7 +7,7 @@
 //! [`deserialize`] (`#[cfg_attr(feature = "hydrate", serde(deserialize_with = …))]` on each),
 //! and the server keeps chrono's own parser. The tests check [`parse`] against chrono.
 
-use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
+use chrono::{DateTime, FixedOffset, NaiveDate, TimeZone, Utc};
 
 /// Reads `YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)`: what chrono writes for a `DateTime`
 /// (fractions of 0 to 9 digits, `Z` for UTC), plus explicit offsets. `None` for anything else,
@@ -42,8 +42,11 @@ pub fn parse(text: &str) -> Option<DateTime<Utc>> {
     let offset_secs = match rest {
         b"Z" | b"z" => 0,
         [sign @ (b'+' | b'-'), h1, h2, b':', m1, m2] => {
-            let secs =
-                i64::from(digits(&[*h1, *h2])?) * 3600 + i64::from(digits(&[*m1, *m2])?) * 60;
+            let (h, m) = (digits(&[*h1, *h2])?, digits(&[*m1, *m2])?);
+            if h > 23 || m > 59 {
+                return None;
+            }
+            let secs = (h * 3600 + m * 60) as i32;
             if *sign == b'-' { -secs } else { secs }
         }
         _ => return None,
@@ -55,8 +58,11 @@ pub fn parse(text: &str) -> Option<DateTime<Utc>> {
     }
     let local = NaiveDate::from_ymd_opt(year as i32, month, day)?
         .and_hms_nano_opt(hour, minute, second, nanos)?;
-    let utc = local.checked_sub_signed(TimeDelta::seconds(offset_secs))?;
-    Some(utc.and_utc())
+    // Through the offset as chrono's own parser goes, so a leap second lands where it puts it.
+    let utc = FixedOffset::east_opt(offset_secs)?
+        .from_local_datetime(&local)
+        .single()?;
+    Some(utc.with_timezone(&Utc))
 }
 
 /// The value of a run of ASCII digits.
@@ -77,7 +83,7 @@ where
 
 #[cfg(test)]
 mod tests {
-    use chrono::{FixedOffset, SecondsFormat, TimeZone};
+    use chrono::{FixedOffset, SecondsFormat, TimeDelta, TimeZone};
 
     use super::*;
 
@@ -116,11 +122,13 @@ mod tests {
                 assert_eq!(parse(&text), Some(t), "{text}");
             }
         }
-        let leap = "2016-12-31T23:59:60.5Z";
-        let chrono = DateTime::parse_from_rfc3339(leap)
-            .unwrap()
-            .with_timezone(&Utc);
-        assert_eq!(parse(leap), Some(chrono));
+        // Leap seconds, in UTC and through an offset (found by the `forms` fuzz target).
+        for leap in ["2016-12-31T23:59:60.5Z", "2017-01-01T00:59:60.5+01:00"] {
+            let chrono = DateTime::parse_from_rfc3339(leap)
+                .unwrap()
+                .with_timezone(&Utc);
+            assert_eq!(parse(leap), Some(chrono), "{leap}");
+        }
     }
 
     #[test]
@@ -136,6 +144,8 @@ mod tests {
             "2026-11-22T24:00:00Z",
             "2026-11-22T14:60:00Z",
             "2026-11-22T14:05:03+0100",
+            "2026-11-22T14:05:03+24:00",
+            "2026-11-22T14:05:03-00:60",
             "2026-11-22T14:05:03+01:00junk",
             "+2026-11-22T14:05:03Z",
             "2026-1x-22T14:05:03Z",

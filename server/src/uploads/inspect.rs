@@ -81,22 +81,73 @@ pub fn inspect(path: &Path, mime: Mime) -> Result<Inspected, AppError> {
     };
     if mime == Mime::Svg {
         let text = std::fs::read(path).map_err(internal)?;
-        let checked = svg::check(&text)?;
-        return Ok(Inspected {
-            width: checked.width,
-            height: checked.height,
-            sanitized: Some(checked.svg),
-        });
+        return inspect_svg(&text);
     }
-    let mut file = File::open(path).map_err(internal)?;
-    let len = file.metadata().map_err(internal)?.len();
+    let len = std::fs::metadata(path).map_err(internal)?.len();
+    inspect_raster(|| File::open(path), len, mime).map_err(|e| e.into_app(internal))
+}
+
+/// [`inspect`] on bytes in memory, for callers that hold the whole file (the fuzz targets
+/// and tests): the same checks, in the same order, with the same answers.
+pub fn inspect_bytes(bytes: &[u8], mime: Mime) -> Result<Inspected, AppError> {
+    if mime == Mime::Svg {
+        return inspect_svg(bytes);
+    }
+    let open = || Ok(std::io::Cursor::new(bytes));
+    inspect_raster(open, bytes.len() as u64, mime).map_err(|e| {
+        e.into_app(|e| {
+            tracing::error!(error = %e, "could not read an upload in memory");
+            AppError::internal()
+        })
+    })
+}
+
+fn inspect_svg(text: &[u8]) -> Result<Inspected, AppError> {
+    let checked = svg::check(text)?;
+    Ok(Inspected {
+        width: checked.width,
+        height: checked.height,
+        sanitized: Some(checked.svg),
+    })
+}
+
+/// A failure of [`inspect_raster`]: the file's fault, or the spool's (an I/O error opening
+/// it again, which is ours).
+enum RasterError {
+    Refused(AppError),
+    Io(std::io::Error),
+}
+
+impl RasterError {
+    fn into_app(self, internal: impl FnOnce(std::io::Error) -> AppError) -> AppError {
+        match self {
+            RasterError::Refused(e) => e,
+            RasterError::Io(e) => internal(e),
+        }
+    }
+}
+
+impl From<AppError> for RasterError {
+    fn from(e: AppError) -> Self {
+        RasterError::Refused(e)
+    }
+}
+
+/// The raster checks on the `len` bytes that `open` reads from their start (once for the
+/// header and pixels, once for the structure).
+fn inspect_raster<R: Read + Seek>(
+    mut open: impl FnMut() -> std::io::Result<R>,
+    len: u64,
+    mime: Mime,
+) -> Result<Inspected, RasterError> {
     let format = match mime {
         Mime::Png => image::ImageFormat::Png,
         Mime::Jpeg => image::ImageFormat::Jpeg,
         _ => image::ImageFormat::WebP,
     };
     // Header first: the limits before any pixel.
-    let mut reader = image::ImageReader::with_format(BufReader::new(&mut file), format);
+    let mut reader =
+        image::ImageReader::with_format(BufReader::new(open().map_err(RasterError::Io)?), format);
     reader.limits(limits());
     let decoder = reader.into_decoder().map_err(|e| match e {
         image::ImageError::Limits(_) => too_large_unknown(),
@@ -105,7 +156,7 @@ pub fn inspect(path: &Path, mime: Mime) -> Result<Inspected, AppError> {
     let (width, height) = decoder.dimensions();
     check_size(width, height)?;
     // Then the structure: where the image ends must be where the file ends.
-    let mut file = File::open(path).map_err(internal)?;
+    let mut file = open().map_err(RasterError::Io)?;
     let end = match mime {
         Mime::Png => png_end(&mut file),
         Mime::Jpeg => jpeg_end(&mut file),
@@ -113,7 +164,7 @@ pub fn inspect(path: &Path, mime: Mime) -> Result<Inspected, AppError> {
     }
     .map_err(decode_failed)?;
     if end != len {
-        return Err(trailing());
+        return Err(trailing().into());
     }
     // Then every pixel, under the same limits.
     image::DynamicImage::from_decoder(decoder).map_err(|e| match e {
@@ -157,7 +208,7 @@ fn read_exact<const N: usize>(r: &mut impl Read) -> Result<[u8; N], String> {
 }
 
 /// The offset just after a PNG's `IEND` chunk, walking chunk lengths (not data).
-fn png_end(file: &mut File) -> Walk {
+fn png_end<R: Read + Seek>(file: &mut R) -> Walk {
     let mut r = BufReader::new(file);
     let mut pos: u64 = 8;
     r.seek(SeekFrom::Start(8)).map_err(|e| e.to_string())?;
@@ -180,7 +231,7 @@ fn png_end(file: &mut File) -> Walk {
 
 /// The offset just after a JPEG's end-of-image marker: segments are skipped by their
 /// lengths, entropy-coded data is scanned for the next marker.
-fn jpeg_end(file: &mut File) -> Walk {
+fn jpeg_end<R: Read + Seek>(file: &mut R) -> Walk {
     let mut r = BufReader::new(file);
     r.seek(SeekFrom::Start(2)).map_err(|e| e.to_string())?;
     let mut pos: u64 = 2;
@@ -228,11 +279,26 @@ fn jpeg_end(file: &mut File) -> Walk {
     }
 }
 
-/// The end of a WebP's RIFF container, from its size field.
-fn webp_end(file: &mut File) -> Walk {
+/// The end of a WebP's RIFF container, from its size field, after walking its chunks: each
+/// must lie inside the container, as the metadata stripping reads them.
+fn webp_end<R: Read + Seek>(file: &mut R) -> Walk {
     file.seek(SeekFrom::Start(4)).map_err(|e| e.to_string())?;
     let size = read_exact::<4>(file)?;
     let size = u64::from(u32::from_le_bytes(size));
+    let riff_end = 8 + size;
+    let mut pos: u64 = 12;
+    while pos < riff_end {
+        if pos + 8 > riff_end {
+            return Err("a chunk header runs past the container".into());
+        }
+        file.seek(SeekFrom::Start(pos + 4))
+            .map_err(|e| e.to_string())?;
+        let chunk = u64::from(u32::from_le_bytes(read_exact::<4>(file)?));
+        if pos + 8 + chunk > riff_end {
+            return Err("a chunk runs past the container".into());
+        }
+        pos += 8 + chunk + (chunk & 1);
+    }
     // The RIFF size counts from byte 8 and is padded to an even length.
-    Ok(8 + size + (size & 1))
+    Ok(riff_end + (size & 1))
 }

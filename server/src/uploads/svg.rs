@@ -545,7 +545,7 @@ fn write_node(
                     continue;
                 }
             }
-            out.push_str(&escape(text));
+            out.push_str(&escape_text(text));
         }
     }
     let _ = write!(out, "</{local}>");
@@ -678,7 +678,19 @@ fn short(s: &str) -> String {
     }
 }
 
+/// `s` as an attribute value: besides markup, the white space a parser would turn into
+/// spaces (`\t`, `\n`, `\r`) is written as character references, so the value reads back
+/// exactly and the rebuilt document is its own sanitisation.
 fn escape(s: &str) -> String {
+    escape_with(s, true)
+}
+
+/// `s` as text: besides markup, `\r` as a reference (a parser reads a raw one as `\n`).
+fn escape_text(s: &str) -> String {
+    escape_with(s, false)
+}
+
+fn escape_with(s: &str, attribute: bool) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
@@ -686,6 +698,9 @@ fn escape(s: &str) -> String {
             '<' => out.push_str("&lt;"),
             '>' => out.push_str("&gt;"),
             '"' => out.push_str("&quot;"),
+            '\r' => out.push_str("&#13;"),
+            '\n' if attribute => out.push_str("&#10;"),
+            '\t' if attribute => out.push_str("&#9;"),
             c => out.push(c),
         }
     }
@@ -1023,7 +1038,7 @@ mod tests {
     #[test]
     fn the_sanitised_document_is_its_own_sanitisation() {
         let doc = wrap(
-            r##"<!-- c --><metadata><x:y xmlns:x="urn:x"/></metadata><title>a &amp; b</title><defs><linearGradient id="g"><stop offset="0" stop-color="#fff"/></linearGradient></defs><rect width='10' height="10" fill="url(#g)" style="stroke:#000"/><text x="1" y="5">&lt;hi&gt;</text>"##,
+            r##"<!-- c --><metadata><x:y xmlns:x="urn:x"/></metadata><title>a &amp; b</title><defs><linearGradient id="g"><stop offset="0" stop-color="#fff"/></linearGradient></defs><rect width='10' height="10" fill="url(#g)" style="stroke:#000" class="a&#10;b&#9;c&#13;"/><text x="1" y="5">&lt;hi&gt;&#13;</text>"##,
         );
         let once = sanitize(&doc).unwrap();
         assert!(once.removed.is_empty(), "{:?}", once.removed);
