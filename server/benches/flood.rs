@@ -127,6 +127,8 @@ fn visits(app: &str, images: &[String], media: &[String], round: usize) -> Vec<V
 #[derive(Default)]
 struct Measured {
     ms: Vec<f64>,
+    /// By kind of request, the time from sending to the answer (not from when it was due).
+    served: BTreeMap<&'static str, Vec<f64>>,
     failed: BTreeMap<String, u64>,
 }
 
@@ -188,6 +190,13 @@ async fn creator(c: Arc<Creator>, rate: u32, seconds: u64) -> Result<Measured, S
                             ("variations", "1"),
                         ])),
                 };
+                let kind = match &visit {
+                    Visit::Get(url) if url.contains("/media/") => "media",
+                    Visit::Get(_) => "page",
+                    Visit::Gallery => "gallery function",
+                    Visit::Submit => "submission",
+                };
+                let sent = Instant::now();
                 let answer = req.header(header::COOKIE, &c.cookie).send().await;
                 let status = match answer {
                     Ok(res) => {
@@ -205,7 +214,13 @@ async fn creator(c: Arc<Creator>, rate: u32, seconds: u64) -> Result<Measured, S
                     }),
                 };
                 match status {
-                    None => out.ms.push(due.elapsed().as_secs_f64() * 1000.0),
+                    None => {
+                        out.ms.push(due.elapsed().as_secs_f64() * 1000.0);
+                        out.served
+                            .entry(kind)
+                            .or_default()
+                            .push(sent.elapsed().as_secs_f64() * 1000.0);
+                    }
                     Some(why) => *out.failed.entry(why).or_default() += 1,
                 }
                 n += 1;
@@ -218,11 +233,17 @@ async fn creator(c: Arc<Creator>, rate: u32, seconds: u64) -> Result<Measured, S
     for t in tasks {
         let m = t.await.map_err(|e| e.to_string())??;
         all.ms.extend(m.ms);
+        for (k, v) in m.served {
+            all.served.entry(k).or_default().extend(v);
+        }
         for (k, v) in m.failed {
             *all.failed.entry(k).or_default() += v;
         }
     }
     all.ms.sort_by(|a, b| a.total_cmp(b));
+    for v in all.served.values_mut() {
+        v.sort_by(|a, b| a.total_cmp(b));
+    }
     Ok(all)
 }
 
@@ -388,6 +409,25 @@ async fn run(args: &Args) -> Result<String, String> {
             m.percentile(0.95),
             m.percentile(0.99),
             failures(m)
+        ));
+    }
+    out.push_str(
+        "\nBy kind, time from sending to the answer (p50 / p99 / max ms), alone → beside the \
+         flood:\n\n| Kind | Requests | Alone | Beside the flood |\n| --- | --- | --- | --- |\n",
+    );
+    let summary = |v: Option<&Vec<f64>>| match v {
+        Some(v) if !v.is_empty() => {
+            let p = |q: f64| v[((v.len() as f64 * q) as usize).min(v.len() - 1)];
+            format!("{:.1} / {:.1} / {:.1}", p(0.5), p(0.99), v[v.len() - 1])
+        }
+        _ => "none".to_owned(),
+    };
+    for kind in alone.served.keys() {
+        out.push_str(&format!(
+            "| {kind} | {} | {} | {} |\n",
+            alone.served[kind].len(),
+            summary(alone.served.get(kind)),
+            summary(beside.served.get(kind)),
         ));
     }
     let total: u64 = answers.values().sum();

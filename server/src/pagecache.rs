@@ -184,6 +184,22 @@ impl PageCache {
     }
 }
 
+/// A page being rendered again, marked so that other requests meanwhile are served the old
+/// copy. The mark ends when this is dropped, however the request ends: answered, cancelled
+/// (the client went away and its future was dropped mid-render) or unwound by a panic. A
+/// mark left behind would have every later request served the stale page until the gallery
+/// next changed.
+struct Refreshing<'a> {
+    cache: &'a PageCache,
+    key: &'a str,
+}
+
+impl Drop for Refreshing<'_> {
+    fn drop(&mut self) {
+        self.cache.end_refresh(self.key);
+    }
+}
+
 /// The query parameters each cached page reads for a visitor, in the order they go into the
 /// key. A page that starts reading another parameter for visitors must list it here, or every
 /// value of it would be served the first one's page.
@@ -258,7 +274,7 @@ pub async fn serve(State(cache): State<PageCache>, req: Request, next: Next) -> 
     };
     let metrics = crate::metrics::global();
     let version = cache.0.gallery.public_version();
-    let mut refreshing = false;
+    let mut _refreshing = None;
     if let Some(entry) = cache.get(&key)
         && entry.version == version
     {
@@ -267,7 +283,10 @@ pub async fn serve(State(cache): State<PageCache>, req: Request, next: Next) -> 
             metrics.page_cache_hit(fresh);
             return hit(&entry, req.headers());
         }
-        refreshing = true;
+        _refreshing = Some(Refreshing {
+            cache: &cache,
+            key: &key,
+        });
     }
     metrics.page_cache_miss();
     let nonce = req
@@ -275,15 +294,11 @@ pub async fn serve(State(cache): State<PageCache>, req: Request, next: Next) -> 
         .get::<app::csp::PageNonce>()
         .map(|n| n.0.clone());
     let res = next.run(req).await;
-    let res = if cacheable(&res) {
+    if cacheable(&res) {
         store(&cache, key.clone(), version, nonce.as_deref(), res).await
     } else {
         res
-    };
-    if refreshing {
-        cache.end_refresh(&key);
     }
-    res
 }
 
 fn cacheable(res: &Response) -> bool {
@@ -428,6 +443,84 @@ fn hit(entry: &Entry, request: &HeaderMap) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A request cancelled while its page was being rendered again (the client went away)
+    /// must not leave the page marked as being rendered: the next request past the TTL
+    /// renders it, rather than every later one being served the stale copy.
+    #[tokio::test]
+    async fn a_refresh_cancelled_mid_render_does_not_leave_the_page_stale() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use tower::ServiceExt;
+
+        let dir = std::env::temp_dir().join(format!("sc-pagecache-{}", std::process::id()));
+        let vars = [("DATA_DIR".to_owned(), dir.display().to_string())].into();
+        let config = crate::config::Config::from_map(&vars).unwrap();
+        // Never connected: the cache needs the state's gallery version, not its database.
+        let pool = crate::db::build_pool(
+            "postgres://none:none@127.0.0.1:9/none",
+            1,
+            Duration::from_secs(1),
+        )
+        .unwrap();
+        let state = crate::startup::build_state(&config, pool).unwrap();
+        let ttl = Duration::from_millis(50);
+        let cache = PageCache::new(
+            &state,
+            PageCacheSettings {
+                ttl,
+                max_entries: 10,
+            },
+        );
+        let renders = Arc::new(AtomicUsize::new(0));
+        let counter = renders.clone();
+        // The second render never finishes; the others answer at once with their number.
+        let page = move || {
+            let n = counter.fetch_add(1, Ordering::SeqCst) + 1;
+            async move {
+                if n == 2 {
+                    std::future::pending::<()>().await;
+                }
+                (
+                    [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+                    format!("<p>render {n}</p>"),
+                )
+            }
+        };
+        let app = axum::Router::new()
+            .route("/explore", axum::routing::get(page))
+            .layer(axum::middleware::from_fn_with_state(cache.clone(), serve));
+        let get = || {
+            axum::http::Request::get("/explore")
+                .body(axum::body::Body::empty())
+                .unwrap()
+        };
+        let body = |res: Response| async move {
+            String::from_utf8(
+                axum::body::to_bytes(res.into_body(), 1 << 20)
+                    .await
+                    .unwrap()
+                    .to_vec(),
+            )
+            .unwrap()
+        };
+
+        assert_eq!(
+            body(app.clone().oneshot(get()).await.unwrap()).await,
+            "<p>render 1</p>"
+        );
+        tokio::time::sleep(ttl * 2).await;
+        // Stale: this request renders again, and is cancelled before the render ends.
+        let cancelled = tokio::time::timeout(ttl, app.clone().oneshot(get())).await;
+        assert!(cancelled.is_err(), "the second render was meant to hang");
+        assert_eq!(renders.load(Ordering::SeqCst), 2);
+
+        let next = body(app.clone().oneshot(get()).await.unwrap()).await;
+        assert_eq!(
+            next, "<p>render 3</p>",
+            "the page stayed marked as being rendered by a request that was gone"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn inline_scripts_are_hashed_and_loaded_ones_are_not() {
