@@ -458,30 +458,5 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(2);
         }
     };
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("flood: {e}");
-            return std::process::ExitCode::FAILURE;
-        }
-    };
-    match rt.block_on(run(&args)) {
-        Ok(report) => {
-            println!("{report}");
-            if let Some(out) = &args.out
-                && let Err(e) = std::fs::write(out, &report)
-            {
-                eprintln!("flood: {}: {e}", out.display());
-                return std::process::ExitCode::FAILURE;
-            }
-            std::process::ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("flood: {e}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    support::run_bench("flood", args.out.clone(), async move { run(&args).await })
 }

@@ -480,32 +480,11 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(2);
         }
     };
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("load: {e}");
-            return std::process::ExitCode::FAILURE;
-        }
-    };
-    match rt.block_on(run_all(&args)) {
-        Ok(report) => {
-            println!("{report}");
-            if let Some(out) = &args.out
-                && let Err(e) = std::fs::write(out, &report)
-            {
-                eprintln!("load: {}: {e}", out.display());
-                return std::process::ExitCode::FAILURE;
-            }
-            std::process::ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("load: {e}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    support::run_bench(
+        "load",
+        args.out.clone(),
+        async move { run_all(&args).await },
+    )
 }
 
 async fn run_all(args: &Args) -> Result<String, String> {

@@ -1,6 +1,45 @@
 //! What the load benches share: form encoding and signing a creator up over HTTP.
 
+use std::path::PathBuf;
+use std::process::ExitCode;
+
 use axum::http::header;
+
+/// A load bench's `main` once its arguments are parsed: runs `bench` on a multi-threaded
+/// runtime, prints its report and writes it to `out`; a failure ends the process with its
+/// message, prefixed with `name`.
+pub fn run_bench(
+    name: &str,
+    out: Option<PathBuf>,
+    bench: impl Future<Output = Result<String, String>>,
+) -> ExitCode {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("{name}: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(bench) {
+        Ok(report) => {
+            println!("{report}");
+            if let Some(out) = &out
+                && let Err(e) = std::fs::write(out, &report)
+            {
+                eprintln!("{name}: {}: {e}", out.display());
+                return ExitCode::FAILURE;
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{name}: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
 
 /// `application/x-www-form-urlencoded`.
 pub fn form(pairs: &[(&str, &str)]) -> String {
