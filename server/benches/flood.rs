@@ -34,7 +34,7 @@ use std::time::{Duration, Instant};
 use axum::http::header;
 
 mod support;
-use support::{form, sign_up};
+use support::{explore_page, form, sign_up};
 
 const CREATOR_IP: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 3));
 const FLOODER_IP: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2));
@@ -324,18 +324,7 @@ async fn run(args: &Args) -> Result<String, String> {
     let flooder_email = format!("flooder-{}@example.com", uuid::Uuid::new_v4().simple());
     let flooder_cookie = sign_up(&client(FLOODER_IP)?, &app, &flooder_email, PASSWORD).await?;
 
-    let page: serde_json::Value = creator_http
-        .post(format!("{app}/api/gallery/page"))
-        .header(header::ACCEPT, "application/json")
-        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-        .body("scope=explore")
-        .send()
-        .await
-        .and_then(|r| r.error_for_status())
-        .map_err(|e| format!("gallery page: {e}"))?
-        .json()
-        .await
-        .map_err(|e| e.to_string())?;
+    let page = explore_page(&creator_http, &app, None).await?;
     let items = page["items"].as_array().cloned().unwrap_or_default();
     let images: Vec<String> = items
         .iter()

@@ -30,7 +30,7 @@ use axum::body::Bytes;
 use axum::http::header;
 
 mod support;
-use support::{form, sign_up};
+use support::{explore_page, sign_up};
 
 /// Command-line settings.
 struct Args {
@@ -219,22 +219,7 @@ async fn setup(app: &str) -> Result<Setup, String> {
     let mut after: Option<String> = None;
     let mut first: Option<serde_json::Value> = None;
     for page in 1..500 {
-        let mut pairs = vec![("scope", "explore")];
-        if let Some(a) = &after {
-            pairs.push(("after", a.as_str()));
-        }
-        let body: serde_json::Value = client
-            .post(format!("{app}/api/gallery/page"))
-            .header(header::ACCEPT, "application/json")
-            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-            .body(form(&pairs))
-            .send()
-            .await
-            .and_then(|r| r.error_for_status())
-            .map_err(|e| format!("gallery page {page}: {e}"))?
-            .json()
-            .await
-            .map_err(|e| e.to_string())?;
+        let body = explore_page(&client, app, after.as_deref()).await?;
         if first.is_none() {
             first = Some(body["items"][0].clone());
         }

@@ -90,3 +90,28 @@ pub async fn sign_up(
         .collect::<Vec<_>>()
         .join("; "))
 }
+
+/// One page of Explore through the gallery server function, after the cursor `after` (the
+/// first page without one), as JSON.
+pub async fn explore_page(
+    client: &reqwest::Client,
+    app: &str,
+    after: Option<&str>,
+) -> Result<serde_json::Value, String> {
+    let mut pairs = vec![("scope", "explore")];
+    if let Some(a) = after {
+        pairs.push(("after", a));
+    }
+    client
+        .post(format!("{app}/api/gallery/page"))
+        .header(header::ACCEPT, "application/json")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(form(&pairs))
+        .send()
+        .await
+        .and_then(|r| r.error_for_status())
+        .map_err(|e| format!("gallery page after {after:?}: {e}"))?
+        .json()
+        .await
+        .map_err(|e| e.to_string())
+}
