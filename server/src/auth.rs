@@ -74,7 +74,8 @@ pub async fn session(State(layer): State<SessionLayer>, mut req: Request, next: 
     if let Some(ClientIp(ip)) = req.extensions().get::<ClientIp>().copied()
         && let Err(denied) = layer.limits.check(Group::Auth, ip).await
     {
-        return crate::ratelimit::too_many(denied);
+        drop(req);
+        return layer.limits.refuse(denied).await;
     }
     let read_only = matches!(*req.method(), Method::GET | Method::HEAD);
     let outcome = match layer.state.conn().await {

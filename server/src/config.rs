@@ -705,6 +705,21 @@ impl Config {
                 _ => return Err(err("RATE_LIMIT_IPV6_PREFIX", "must be 1 to 128")),
             },
             max_keys: positive("RATE_LIMIT_MAX_KEYS", 100_000)?,
+            refusal_delay: match parse_num(
+                get("RATE_LIMIT_REFUSAL_DELAY_MS"),
+                "RATE_LIMIT_REFUSAL_DELAY_MS",
+                1000,
+            )? {
+                // Longer than a few seconds only ties up connections (a 429 is held no
+                // longer than its Retry-After anyway).
+                ms @ 0..=10_000 => Duration::from_millis(ms as u64),
+                _ => {
+                    return Err(err(
+                        "RATE_LIMIT_REFUSAL_DELAY_MS",
+                        "must be 0 to 10000 (milliseconds)",
+                    ));
+                }
+            },
         };
         let rate_limit_store = match get("RATE_LIMIT_STORE").unwrap_or("memory") {
             "memory" => RateLimitStore::Memory,
@@ -1276,6 +1291,7 @@ mod tests {
         let c = Config::from_map(&vars(&[])).unwrap();
         assert_eq!(c.rate_limits.ipv6_prefix, 64);
         assert_eq!(c.rate_limits.media_per_minute, 600);
+        assert_eq!(c.rate_limits.refusal_delay, Duration::from_secs(1));
         assert_eq!(
             c.http.connections,
             crate::serving::ConnectionLimits::default()
@@ -1283,6 +1299,7 @@ mod tests {
         let c = Config::from_map(&vars(&[
             ("TRUSTED_PROXIES", "10.0.0.0/8, fd00::/8,192.0.2.7"),
             ("RATE_LIMIT_IPV6_PREFIX", "56"),
+            ("RATE_LIMIT_REFUSAL_DELAY_MS", "0"),
             ("HEADER_READ_TIMEOUT_SECS", "3"),
             ("BODY_IDLE_TIMEOUT_SECS", "4"),
             ("MAX_CONNECTIONS", "100"),
@@ -1298,6 +1315,7 @@ mod tests {
             .collect();
         assert_eq!(proxies, ["10.0.0.0/8", "fd00::/8", "192.0.2.7/32"]);
         assert_eq!(c.rate_limits.ipv6_prefix, 56);
+        assert_eq!(c.rate_limits.refusal_delay, Duration::ZERO);
         let k = c.http.connections;
         assert_eq!(k.header_read_timeout, Duration::from_secs(3));
         assert_eq!(k.body_idle_timeout, Duration::from_secs(4));
@@ -1314,6 +1332,8 @@ mod tests {
             ("MAX_CONNECTIONS_PER_IP", "-1"),
             ("EVENT_STREAMS_PER_USER", "0"),
             ("RATE_LIMIT_MEDIA_PER_MINUTE", "0"),
+            ("RATE_LIMIT_REFUSAL_DELAY_MS", "10001"),
+            ("RATE_LIMIT_REFUSAL_DELAY_MS", "-1"),
         ] {
             let e = Config::from_map(&vars(&[(var, value)])).unwrap_err();
             assert_eq!(e.var, var, "{var}={value}");

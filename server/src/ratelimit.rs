@@ -17,6 +17,14 @@
 //! - A limited request gets 429, `Retry-After` in whole seconds and a JSON body with the
 //!   stable code `rate_limited`. Denials are counted per group and logged for the first of
 //!   every 100, so a flood cannot flood the logs too.
+//! - The 429 is held on a timer before it is sent, for `RATE_LIMIT_REFUSAL_DELAY_MS`
+//!   (1000 ms) or its `Retry-After`, whichever is shorter (see [`RateLimits::refuse`]).
+//!   A client that sends again as soon as it is answered (every flood tool does) would
+//!   otherwise get thousands of cheap 429s a second per address, and even cheap answers at
+//!   that rate take the CPU from everybody else; held, one address's connections (at most
+//!   `MAX_CONNECTIONS_PER_IP`) get at most about one answer each a second, and a timer costs
+//!   no CPU while it waits. The client was told to wait that long anyway. The request is
+//!   dropped before the wait, so a held refusal keeps only its connection.
 //! - Memory stays bounded: every minute keys idle long enough to be full again are dropped
 //!   (forgetting them changes no answer). A table that reaches `max_keys` evicts instead of
 //!   resetting: first the keys that are full again, then those with the least of their
@@ -153,6 +161,10 @@ pub struct Limits {
     pub ipv6_prefix: u8,
     /// Most keys remembered per group; past it the least active are evicted.
     pub max_keys: usize,
+    /// `RATE_LIMIT_REFUSAL_DELAY_MS`: how long a refusal is held before it is answered (a 429,
+    /// never longer than its `Retry-After`; a connection past `MAX_CONNECTIONS_PER_IP`,
+    /// before it is closed), default 1000; 0 answers at once.
+    pub refusal_delay: Duration,
 }
 
 impl Default for Limits {
@@ -167,6 +179,7 @@ impl Default for Limits {
             trusted_proxies: Vec::new(),
             ipv6_prefix: 64,
             max_keys: 100_000,
+            refusal_delay: Duration::from_secs(1),
         }
     }
 }
@@ -541,6 +554,7 @@ pub struct Parts {
     users: Arc<[Limiter<Uuid>; 4]>,
     trusted: Arc<[IpRange]>,
     ipv6_prefix: u8,
+    refusal_delay: Duration,
     /// Redis, with `RATE_LIMIT_STORE=redis`; `None` counts in process only.
     shared: Option<Arc<Shared>>,
 }
@@ -601,6 +615,7 @@ impl RateLimits {
             ]),
             trusted: limits.trusted_proxies.clone().into(),
             ipv6_prefix: limits.ipv6_prefix,
+            refusal_delay: limits.refusal_delay,
             shared: None,
         }))
     }
@@ -717,6 +732,23 @@ impl RateLimits {
         self.ipv6_prefix
     }
 
+    /// How long a refusal is held before it is answered (`RATE_LIMIT_REFUSAL_DELAY_MS`).
+    pub fn refusal_delay(&self) -> Duration {
+        self.refusal_delay
+    }
+
+    /// The 429 for `denied`, sent after the refusal delay or its `Retry-After`, whichever is
+    /// shorter. Call it with nothing of the request left alive: only the connection waits.
+    pub async fn refuse(&self, denied: Denied) -> Response {
+        let hold = self
+            .refusal_delay
+            .min(Duration::from_secs(retry_after_secs(denied)));
+        if !hold.is_zero() {
+            tokio::time::sleep(hold).await;
+        }
+        too_many(denied)
+    }
+
     /// Whether `peer` is a configured trusted proxy.
     pub fn is_trusted_proxy(&self, peer: IpAddr) -> bool {
         self.trusted.iter().any(|r| r.contains(peer))
@@ -799,9 +831,14 @@ impl RateLimits {
     }
 }
 
-/// The 429 answer.
+/// The `Retry-After` of a refusal: whole seconds, at least one.
+fn retry_after_secs(denied: Denied) -> u64 {
+    denied.retry_after.as_secs_f64().ceil().max(1.0) as u64
+}
+
+/// The 429 answer, at once (the middleware holds it first: [`RateLimits::refuse`]).
 pub fn too_many(denied: Denied) -> Response {
-    let secs = denied.retry_after.as_secs_f64().ceil().max(1.0) as u64;
+    let secs = retry_after_secs(denied);
     let body = app::error::AppError::new(
         app::error::ErrorCode::RateLimited,
         format!("Too many requests. Please wait {secs} s and try again."),
@@ -828,7 +865,10 @@ pub async fn limit(State(limits): State<RateLimits>, mut req: Request, next: Nex
     };
     match limits.check(group, ip).await {
         Ok(()) => next.run(req).await,
-        Err(denied) => too_many(denied),
+        Err(denied) => {
+            drop(req);
+            limits.refuse(denied).await
+        }
     }
 }
 
@@ -842,7 +882,10 @@ pub async fn limit_user(State(limits): State<RateLimits>, req: Request, next: Ne
     };
     match limits.check_user(group, user.id, user.tier).await {
         Ok(()) => next.run(req).await,
-        Err(denied) => too_many(denied),
+        Err(denied) => {
+            drop(req);
+            limits.refuse(denied).await
+        }
     }
 }
 

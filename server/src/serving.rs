@@ -8,9 +8,15 @@
 //!   head, so this covers a client that sends nothing at all, one that trickles its headers
 //!   (slowloris), and an idle keep-alive connection between requests.
 //! - **Connection caps** (`MAX_CONNECTIONS`, 4096; `MAX_CONNECTIONS_PER_IP`, 128): a
-//!   connection over either is closed at once after `accept`, before a byte is read, and
-//!   counted in `socialcraft_http_connections_refused_total{reason}`. The per-IP count is
-//!   keyed as the rate limits are (an IPv6 client by its /64).
+//!   connection over either is closed unread, never served, and counted in
+//!   `socialcraft_http_connections_refused_total{reason}`. The per-IP count is keyed as the
+//!   rate limits are (an IPv6 client by its /64).
+//!   Past the per-IP cap the socket is held for `RATE_LIMIT_REFUSAL_DELAY_MS` (1 s) before
+//!   it is closed, as the rate limiter holds its 429s: a flood tool reconnects as soon as it
+//!   is closed, and closing at once let one address make the server accept and close about
+//!   2,000 connections a second (issue 16's flood bench); held, each of its sockets costs one
+//!   accept a second. At most `MAX_CONNECTIONS / 4` are held at once (each is a file
+//!   descriptor); past that, and past the process cap, the socket is closed at once.
 //!   The per-IP cap applies to the socket's address, the only one known at accept time.
 //!   Connections from a trusted proxy (`TRUSTED_PROXIES`) are exempt from it: every client
 //!   behind the proxy shares its address, so a per-IP cap there would cap the whole site,
@@ -92,6 +98,8 @@ struct Gate {
     limits: ConnectionLimits,
     open: AtomicUsize,
     per_ip: Mutex<HashMap<IpAddr, usize>>,
+    /// Refused connections held open before they are closed.
+    held: AtomicUsize,
 }
 
 /// One admitted connection; dropping it gives its places back.
@@ -127,6 +135,51 @@ impl Gate {
             gate: Arc::clone(self),
             key,
         })
+    }
+}
+
+/// A refused connection being held; dropping it closes the socket and frees its place.
+struct Held {
+    gate: Arc<Gate>,
+    _stream: tokio::net::TcpStream,
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.gate.held.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl Gate {
+    /// Closes a refused connection: past the per-IP cap after `delay` (while fewer than a
+    /// quarter of `MAX_CONNECTIONS` are held), otherwise at once.
+    fn close_refused(
+        self: &Arc<Self>,
+        stream: tokio::net::TcpStream,
+        reason: Refused,
+        delay: Duration,
+    ) {
+        let budget = self.limits.max_connections / 4;
+        if reason != Refused::IpLimit
+            || delay.is_zero()
+            || self
+                .held
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                    (n < budget).then_some(n + 1)
+                })
+                .is_err()
+        {
+            drop(stream);
+            return;
+        }
+        let held = Held {
+            gate: Arc::clone(self),
+            _stream: stream,
+        };
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            drop(held);
+        });
     }
 }
 
@@ -169,6 +222,7 @@ pub async fn serve(
         limits,
         open: AtomicUsize::new(0),
         per_ip: Mutex::new(HashMap::new()),
+        held: AtomicUsize::new(0),
     });
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
@@ -197,7 +251,7 @@ pub async fn serve(
             Ok(a) => a,
             Err(reason) => {
                 crate::metrics::global().connection_refused(reason);
-                drop(stream);
+                gate.close_refused(stream, reason, rate_limits.refusal_delay());
                 continue;
             }
         };

@@ -393,6 +393,96 @@ async fn the_sixth_auth_request_in_a_minute_is_429_and_other_ips_are_unaffected(
     assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
 }
 
+/// Sets its flag when the last copy of it is dropped: shows when the router let go of the
+/// request it was put in.
+struct DropFlag(Arc<std::sync::atomic::AtomicBool>);
+
+impl Drop for DropFlag {
+    fn drop(&mut self) {
+        self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// Sends `req` and watches `dropped` meanwhile: how long the answer took, and whether the
+/// request was let go before the answer came.
+async fn send_watching(
+    app: &Router,
+    req: Request<Body>,
+    dropped: &std::sync::atomic::AtomicBool,
+) -> (Response<Body>, Duration, bool) {
+    let started = std::time::Instant::now();
+    let mut answer = std::pin::pin!(send(app, req));
+    let mut let_go_first = false;
+    let res = loop {
+        tokio::select! {
+            res = &mut answer => break res,
+            () = tokio::time::sleep(Duration::from_millis(5)) => {
+                let_go_first |= dropped.load(std::sync::atomic::Ordering::SeqCst);
+            }
+        }
+    };
+    (res, started.elapsed(), let_go_first)
+}
+
+#[tokio::test]
+async fn a_refusal_is_held_for_the_refusal_delay_never_past_retry_after_with_the_request_let_go() {
+    let db = TestDb::new().await;
+    let state = support::state_for(&db);
+    // Any `/api/` path counts against `api`; one that does not exist costs nothing to serve.
+    let call = |ip: [u8; 4]| from_ip(form_post("/api/no-such-call", ""), ip);
+    let delay = Duration::from_millis(700);
+    let app = app_with(
+        &state,
+        server::ratelimit::Limits {
+            api_per_minute: 1,
+            refusal_delay: delay,
+            ..roomy()
+        },
+    );
+    assert_eq!(
+        send(&app, call([203, 0, 113, 20])).await.status(),
+        StatusCode::NOT_FOUND
+    );
+    let dropped = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut req = call([203, 0, 113, 20]);
+    req.extensions_mut()
+        .insert(Arc::new(DropFlag(Arc::clone(&dropped))));
+    let (res, took, let_go_first) = send_watching(&app, req, &dropped).await;
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(res.headers()[header::RETRY_AFTER], "60");
+    assert!(
+        took >= delay,
+        "the 429 came after {took:?}, before the {delay:?} hold"
+    );
+    assert!(
+        let_go_first,
+        "the request was still held while its refusal waited"
+    );
+    assert_eq!(json(res).await["code"], "rate_limited");
+
+    // A refusal whose Retry-After is shorter than the delay is held only that long: 60 a
+    // minute, so once the minute's 60 are spent the next is a second away.
+    let app = app_with(
+        &state,
+        server::ratelimit::Limits {
+            api_per_minute: 60,
+            refusal_delay: Duration::from_secs(8),
+            ..roomy()
+        },
+    );
+    for i in 0..60 {
+        let res = send(&app, call([203, 0, 113, 21])).await;
+        assert_eq!(res.status(), StatusCode::NOT_FOUND, "request {i}");
+    }
+    let (res, took, _) = send_watching(&app, call([203, 0, 113, 21]), &dropped).await;
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(res.headers()[header::RETRY_AFTER], "1");
+    assert!(
+        took >= Duration::from_millis(990) && took < Duration::from_secs(8),
+        "held {took:?}: its Retry-After (1 s), not the 8 s delay"
+    );
+}
+
 #[tokio::test]
 async fn a_stranger_locks_only_their_own_address_and_the_account_ceiling_covers_every_address() {
     let db = TestDb::new().await;

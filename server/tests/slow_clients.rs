@@ -206,7 +206,7 @@ async fn connections_past_the_per_ip_cap_are_refused_while_other_ips_get_in() {
     let mut second = connect_from([127, 0, 0, 1], addr).await;
     assert_eq!(health(&mut first).await, 200);
     assert_eq!(health(&mut second).await, 200);
-    // The third from the same address is closed at once, unanswered.
+    // The third from the same address is closed unanswered (after the refusal delay).
     let mut third = connect_from([127, 0, 0, 1], addr).await;
     let _ = third
         .write_all(b"GET /api/health HTTP/1.1\r\nHost: test\r\n\r\n")
@@ -232,6 +232,57 @@ async fn connections_past_the_per_ip_cap_are_refused_while_other_ips_get_in() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     drop(second);
+}
+
+#[tokio::test]
+async fn refused_connections_are_held_for_the_refusal_delay_up_to_a_budget() {
+    let db = TestDb::new().await;
+    // One per address, 8 in all: a quarter of 8, two refused sockets, may be held at once.
+    let limits = ConnectionLimits {
+        max_per_ip: 1,
+        max_connections: 8,
+        ..ConnectionLimits::default()
+    };
+    let (addr, _stop) = start(&db, limits).await;
+    // The default refusal delay: the same one the rate limiter holds its 429s for.
+    let delay = server::ratelimit::Limits::default().refusal_delay;
+    assert_eq!(delay, Duration::from_secs(1));
+    let from = [127, 0, 0, 6];
+    let mut admitted = connect_from(from, addr).await;
+    assert_eq!(health(&mut admitted).await, 200);
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let mut s = connect_from(from, addr).await;
+        let _ = s
+            .write_all(b"GET /api/health HTTP/1.1\r\nHost: test\r\n\r\n")
+            .await;
+        held.push((s, Instant::now()));
+    }
+    // The budget is spent: the next is closed at once, before the held ones.
+    let mut past_budget = connect_from(from, addr).await;
+    let (got, past_budget_closed) =
+        read_until_closed(&mut past_budget, Duration::from_secs(5)).await;
+    assert_eq!(got, "");
+    for (mut s, connected) in held {
+        let (got, closed) = read_until_closed(&mut s, Duration::from_secs(5)).await;
+        assert_eq!(got, "", "a held connection is never served");
+        assert!(
+            closed.duration_since(connected) >= delay,
+            "closed {:?} after connecting, within the {delay:?} hold",
+            closed.duration_since(connected)
+        );
+        assert!(
+            past_budget_closed < closed,
+            "the one past the budget was held too"
+        );
+    }
+    // The held places come back: the next refusal is held again.
+    let mut again = connect_from(from, addr).await;
+    let connected = Instant::now();
+    let (_, closed) = read_until_closed(&mut again, Duration::from_secs(5)).await;
+    assert!(closed.duration_since(connected) >= delay);
+    // The admitted connection was served all along.
+    assert_eq!(health(&mut admitted).await, 200);
 }
 
 #[tokio::test]
