@@ -32,10 +32,22 @@ const MAX_ERROR_BODY: usize = 64 * 1024;
 /// Longest pause in a page's (or server function's) response body.
 pub const PAGE_BODY_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// The app's route list, generated once per process. leptos_axum generates it by running the
+/// app with resource loading suppressed through a process-wide flag (leptos_server's
+/// `SuppressResourceLoad`), and a resource first polled anywhere in the process while that
+/// flag is up waits forever (leptos-rs/leptos#4773). Made once, before any router exists,
+/// nothing can be rendering meanwhile: a second router built while another served pages (as
+/// tests do in parallel) hung a page render for good.
+fn route_list() -> Vec<leptos_axum::AxumRouteListing> {
+    static LIST: std::sync::OnceLock<Vec<leptos_axum::AxumRouteListing>> =
+        std::sync::OnceLock::new();
+    LIST.get_or_init(|| generate_route_list(App)).clone()
+}
+
 /// All routes: pages, server functions, static files, health, readiness and (with a token)
 /// metrics. No middleware.
 pub fn routes(state: AppState, leptos_options: LeptosOptions, settings: &HttpSettings) -> Router {
-    let route_list = generate_route_list(App);
+    let route_list = route_list();
     let context_state = state.clone();
     let provide_state = move || {
         provide_context(context_state.clone());
