@@ -110,14 +110,7 @@ struct Admitted {
 
 impl Gate {
     fn admit(self: &Arc<Self>, key: Option<IpAddr>) -> Result<Admitted, Refused> {
-        let max = self.limits.max_connections;
-        if self
-            .open
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (n < max).then_some(n + 1)
-            })
-            .is_err()
-        {
+        if !take_place(&self.open, self.limits.max_connections) {
             return Err(Refused::ProcessLimit);
         }
         if let Some(key) = key {
@@ -136,21 +129,7 @@ impl Gate {
             key,
         })
     }
-}
 
-/// A refused connection being held; dropping it closes the socket and frees its place.
-struct Held {
-    gate: Arc<Gate>,
-    _stream: tokio::net::TcpStream,
-}
-
-impl Drop for Held {
-    fn drop(&mut self) {
-        self.gate.held.fetch_sub(1, Ordering::AcqRel);
-    }
-}
-
-impl Gate {
     /// Closes a refused connection: past the per-IP cap after `delay` (while fewer than a
     /// quarter of `MAX_CONNECTIONS` are held), otherwise at once.
     fn close_refused(
@@ -159,15 +138,9 @@ impl Gate {
         reason: Refused,
         delay: Duration,
     ) {
-        let budget = self.limits.max_connections / 4;
         if reason != Refused::IpLimit
             || delay.is_zero()
-            || self
-                .held
-                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                    (n < budget).then_some(n + 1)
-                })
-                .is_err()
+            || !take_place(&self.held, self.limits.max_connections / 4)
         {
             drop(stream);
             return;
@@ -180,6 +153,27 @@ impl Gate {
             tokio::time::sleep(delay).await;
             drop(held);
         });
+    }
+}
+
+/// Counts one more in `counter` if it is below `max`; whether it did.
+fn take_place(counter: &AtomicUsize, max: usize) -> bool {
+    counter
+        .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+            (n < max).then_some(n + 1)
+        })
+        .is_ok()
+}
+
+/// A refused connection being held; dropping it closes the socket and frees its place.
+struct Held {
+    gate: Arc<Gate>,
+    _stream: tokio::net::TcpStream,
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.gate.held.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
