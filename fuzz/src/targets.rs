@@ -2,7 +2,7 @@
 //!
 //! Each checks properties the code under test documents, not only that it does not panic (a
 //! panic on any input is a finding too). `fuzz/fuzz_targets/<name>.rs` calls one of them
-//! under libFuzzer (nightly, `./dev fuzz`), and `server/tests/fuzz_corpus.rs` includes this
+//! under libFuzzer (nightly, `./dev fuzz`), and `server/tests/suite/fuzz_corpus.rs` includes this
 //! very file (`#[path]`) to run every seed in `fuzz/corpus/<name>/` and every past finding in
 //! `fuzz/regressions/<name>/` through it on stable, so CI replays them all.
 //!

@@ -14,6 +14,8 @@ pub mod http;
 pub mod metrics;
 pub mod notify;
 pub mod pagecache;
+// The one module of the host that calls libc (flock, kill, geteuid, getpwnam).
+#[allow(unsafe_code)]
 pub mod pg_embedded;
 pub mod ratelimit;
 pub mod security;

@@ -3,6 +3,8 @@
 //!
 //! Its own test binary: the Sentry client and the tracing subscriber are process-wide.
 
+#[allow(dead_code)] // the suite uses the rest of it
+#[path = "suite/support/mod.rs"]
 mod support;
 
 use std::sync::{Arc, Mutex};

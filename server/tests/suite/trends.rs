@@ -1,7 +1,7 @@
 //! Trend feeds imported by command and by the admin endpoint, merged with the trends computed
 //! from creators' prompts, against a real PostgreSQL.
 
-mod support;
+use crate::support;
 
 use app::trends::feed::FeedFormat;
 use axum::body::Body;

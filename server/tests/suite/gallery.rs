@@ -1,7 +1,7 @@
 //! Galleries, sharing, ratings and deletion against a real PostgreSQL and a real file store,
 //! through the HTTP stack where a browser would go through it.
 
-mod support;
+use crate::support;
 
 use std::collections::HashSet;
 
@@ -958,7 +958,7 @@ async fn gallery_queries_use_their_keyset_indexes() {
         .await
         .unwrap();
     // The statements as the gallery builds them, on realistic seeded data with the planner
-    // free to choose (tests/query_plans.rs holds them to their index on any data).
+    // free to choose (tests/suite/query_plans.rs holds them to their index on any data).
     let deep = Some(app::gallery::cursor::Position {
         created_at: chrono::Utc::now() - chrono::Duration::days(30),
         id: Uuid::nil(),

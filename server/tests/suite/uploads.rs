@@ -2,7 +2,7 @@
 //! bad-upload corpus (generated here), upload tokens, de-duplication with reference counts,
 //! and the variants job.
 
-mod support;
+use crate::support;
 
 use std::io::Cursor;
 use std::path::Path;

@@ -1,7 +1,7 @@
 //! Integration tests against a real PostgreSQL: server functions, pages, health, readiness,
 //! request IDs and panic handling, all through the same router and middleware as `serve`.
 
-mod support;
+use crate::support;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};

@@ -15,14 +15,14 @@
 //! `./dev scale-out` installs both and runs it (`./dev test` runs it after the Rust tests):
 //!
 //! ```sh
-//! cargo test -p server --target-dir target/native --test scale_out -- --ignored --nocapture
+//! cargo test -p server --target-dir target/native --test suite -- --ignored --nocapture scale_out::
 //! ```
 //!
 //! The binary is `SOCIALCRAFT_BIN` if set, else the one cargo built for this test;
 //! `LEPTOS_SITE_ROOT` is passed on when set. Every process is killed and the scratch
 //! directory removed on the way out, when an assertion fails too; the whole run is bounded.
 
-mod support;
+use crate::support;
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;

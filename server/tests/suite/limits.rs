@@ -1,6 +1,6 @@
 //! Request size limits per route group, through the whole middleware stack.
 
-mod support;
+use crate::support;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};

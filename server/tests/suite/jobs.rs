@@ -1,7 +1,7 @@
 //! Job queue semantics against a real PostgreSQL: exclusive claims, leases, backoff,
 //! dead letters, revival, shutdown, wake-up by notification, and a crash mid-run.
 
-mod support;
+use crate::support;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};

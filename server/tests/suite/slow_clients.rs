@@ -3,7 +3,7 @@
 //! connection caps per IP and per process; and the progress streams' cap per user and their
 //! end on revocation; and the admin endpoint refusing strangers before reading a body.
 
-mod support;
+use crate::support;
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};

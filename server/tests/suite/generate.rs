@@ -2,7 +2,7 @@
 //! submission becomes a job, the worker makes every variation with its variants, the live
 //! stream reports it, and the HTTP provider copes with a real (loopback) image API's replies.
 
-mod support;
+use crate::support;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

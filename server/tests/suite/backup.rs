@@ -1,7 +1,7 @@
 //! `socialcraft backup`: real pg_dump and pg_restore against the test cluster, real files in
 //! a temporary BACKUP_DIR, real media in a local store.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

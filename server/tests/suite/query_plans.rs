@@ -7,7 +7,7 @@
 //! for the session, so a plan that could use the index does, and one that cannot shows a
 //! sequential scan whatever the table size.
 
-mod support;
+use crate::support;
 
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use support::TestDb;

@@ -2,7 +2,7 @@
 //! cookies, silent refresh with rotation, reuse detection, forged and expired tokens,
 //! brute-force limits, sign-out flavours, and the per-tier allowances.
 
-mod support;
+use crate::support;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

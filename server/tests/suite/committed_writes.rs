@@ -5,7 +5,7 @@
 //! from, in the writing transaction itself: from the commit on, any read-back fails for real
 //! in PostgreSQL. The answer must still be success, and exactly one row must exist.
 
-mod support;
+use crate::support;
 
 use axum::http::StatusCode;
 use support::{TestDb, form_post, json, send, signed_in, with_session};
@@ -23,10 +23,7 @@ async fn as_app_role(db: &TestDb) -> (TestDb, String) {
     .await;
     let rest = db.url.split_once('@').expect("url with credentials").1;
     (
-        TestDb {
-            name: db.name.clone(),
-            url: format!("postgres://{role}:app@{rest}"),
-        },
+        db.through(format!("postgres://{role}:app@{rest}")),
         role,
     )
 }

@@ -114,6 +114,7 @@ async fn ready_status(client: &reqwest::Client, base: &str) -> Option<u16> {
 /// beside it against the same data directory. The command must use the server's database
 /// and leave it running; the server still stops it when it shuts down.
 #[tokio::test]
+#[allow(unsafe_code)] // SIGTERM to the server, as a service manager sends it
 async fn a_command_beside_the_server_leaves_its_embedded_database_running() {
     use std::os::unix::fs::PermissionsExt;
     let dir =

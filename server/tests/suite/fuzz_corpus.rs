@@ -7,7 +7,7 @@
 //! that once failed: a crash, a panic or a broken property, kept once fixed).
 
 #[allow(dead_code)]
-#[path = "../../fuzz/src/targets.rs"]
+#[path = "../../../fuzz/src/targets.rs"]
 mod targets;
 
 use std::path::{Path, PathBuf};
@@ -98,7 +98,7 @@ fn forms() {
 /// Writes the seed corpora (`fuzz/corpus/<target>/`): small hand-picked inputs, including
 /// the tricks each target is about, and tiny images made with the encoders the server uses.
 /// Run it after changing a seed, and commit what it writes:
-/// `cargo test -p server --test fuzz_corpus -- --ignored write_seed_corpora`.
+/// `cargo test -p server --test suite -- --ignored fuzz_corpus::write_seed_corpora`.
 #[test]
 #[ignore = "writes fuzz/corpus; run by hand"]
 fn write_seed_corpora() {

@@ -6,7 +6,7 @@
 //!
 //! Also `/media/` itself on both stores: bodies streamed in pieces, byte ranges, 416s.
 
-mod support;
+use crate::support;
 
 use std::collections::HashMap;
 use std::process::{Child, Command, Stdio};

@@ -1,7 +1,7 @@
 //! Account records against a real PostgreSQL: sign-up rules, case-insensitive uniqueness,
 //! sign-in that never reveals whether an email exists, and tiers.
 
-mod support;
+use crate::support;
 
 use app::accounts::{Tier, service};
 use support::TestDb;

@@ -3,7 +3,7 @@
 //! loopback, and what happens when that Redis dies or stalls. Each test skips with a message
 //! only when `redis-server` is not installed (`./dev test` installs it).
 
-mod support;
+use crate::support;
 
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
@@ -204,6 +204,7 @@ async fn until_redis_answers(rl: &RateLimits, limit: Duration) -> Duration {
 }
 
 #[tokio::test]
+#[allow(unsafe_code)] // SIGSTOP and SIGCONT to stall Redis
 async fn when_redis_dies_or_stalls_checks_fall_back_in_process_and_keep_answering() {
     let Some(mut redis) = RedisServer::start() else {
         return;

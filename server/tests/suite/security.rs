@@ -1,7 +1,7 @@
 //! Security headers on every kind of response, the cross-site request check, CORS and the
 //! body limit, through the real middleware stack on a real PostgreSQL.
 
-mod support;
+use crate::support;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};

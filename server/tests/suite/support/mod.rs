@@ -2,8 +2,6 @@
 //! and a fresh database cloned from it for each test, so tests run in parallel and never see
 //! each other's rows.
 
-#![allow(dead_code)]
-
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -37,6 +35,7 @@ extern "C" fn stop_cluster() {
     }
 }
 
+#[allow(unsafe_code)] // atexit, to stop the cluster when the process ends
 fn cluster() -> &'static Cluster {
     CLUSTER.get_or_init(|| {
         // Set up on a thread of its own: the caller is usually inside a test's runtime,
@@ -73,6 +72,9 @@ pub struct TestDb {
     pub name: String,
     /// A URL to it.
     pub url: String,
+    /// Whether this handle drops the database when it goes (a second handle on the same
+    /// database, as another role, does not).
+    owns: bool,
 }
 
 impl TestDb {
@@ -96,6 +98,17 @@ impl TestDb {
         TestDb {
             url: cluster.pg.url(&name),
             name,
+            owns: true,
+        }
+    }
+
+    /// Another handle on this database, reached through `url` (another role, say); dropping
+    /// it leaves the database in place.
+    pub fn through(&self, url: String) -> TestDb {
+        TestDb {
+            name: self.name.clone(),
+            url,
+            owns: false,
         }
     }
 
@@ -157,6 +170,41 @@ impl TestDb {
         .execute(&mut admin)
         .await
         .expect("close connections");
+    }
+}
+
+/// A test's database goes when the test ends, passed or failed, so a run leaves no databases
+/// behind in the cluster (the cluster itself is removed when the process exits).
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if !self.owns {
+            return;
+        }
+        let name = self.name.clone();
+        // A thread of its own with its own runtime: drop may run inside the test's runtime,
+        // which cannot be blocked on from within.
+        let dropped = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(async {
+                let mut admin = admin().await;
+                // FORCE: pools and tasks of the test may still hold connections.
+                diesel::sql_query(format!(
+                    "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                    quote_ident(&name)
+                ))
+                .execute(&mut admin)
+                .await
+            })
+        })
+        .join();
+        match dropped {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => eprintln!("could not drop the test database {}: {e}", self.name),
+            Err(_) => eprintln!("dropping the test database {} panicked", self.name),
+        }
     }
 }
 

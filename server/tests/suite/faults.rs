@@ -22,14 +22,14 @@
 //! installs it and runs it (`./dev test` runs it after the scale-out test):
 //!
 //! ```sh
-//! cargo test -p server --target-dir target/native --test faults -- --ignored --nocapture
+//! cargo test -p server --target-dir target/native --test suite -- --ignored --nocapture faults::
 //! ```
 //!
 //! The binary is `SOCIALCRAFT_BIN` if set, else the one cargo built for this test. Every
 //! process is killed and the scratch directory removed on the way out (`FAULTS_KEEP` keeps
 //! it), when an assertion fails too; every request and the whole run are bounded.
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::process::Child;

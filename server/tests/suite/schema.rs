@@ -2,7 +2,7 @@
 //! every column, its type and nullability. A migration without a schema update (or the
 //! reverse) fails here instead of at run time.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeMap;
 
@@ -24,13 +24,13 @@ fn pg_type(diesel: &str) -> String {
         "Jsonb" => "jsonb",
         "Bytea" => "bytea",
         "Float8" => "float8",
-        other => panic!("add {other} to the type map in tests/schema.rs"),
+        other => panic!("add {other} to the type map in tests/suite/schema.rs"),
     }
     .to_owned()
 }
 
 fn declared() -> Columns {
-    let text = include_str!("../../app/src/db/schema.rs");
+    let text = include_str!("../../../app/src/db/schema.rs");
     let mut columns = Columns::new();
     let mut table: Option<String> = None;
     for line in text.lines().map(str::trim) {
