@@ -69,10 +69,10 @@ async fn run(dir: &std::path::Path, pg: &EmbeddedPg) -> Result<(), String> {
     vars.insert("DATA_DIR".into(), dir.display().to_string());
     let config = Config::from_map(&vars).map_err(|e| e.to_string())?;
     let pool = server::db::build_pool(&url, 4, Duration::from_secs(5))?;
-    let state = server::startup::build_state(&config, pool)?;
+    let state = server::wiring::build_state(&config, pool)?;
 
     let mut conn = state.conn().await.map_err(|e| e.message)?;
-    let seeded = server::seed::seed(&mut conn, &state.media, images).await?;
+    let seeded = server::cli::seed::seed(&mut conn, &state.media, images).await?;
     println!(
         "seeded {} images ({} stored pictures, {} ratings) in {:.1} s; {rounds} calls per row",
         seeded.images, seeded.stored, seeded.ratings, seeded.seconds

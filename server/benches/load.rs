@@ -276,7 +276,7 @@ async fn ceiling(page: Bytes, stack: bool) -> Result<String, String> {
             1,
             Duration::from_secs(1),
         )?;
-        let state = server::startup::build_state(&config, pool)?;
+        let state = server::wiring::build_state(&config, pool)?;
         server::http::with_middleware(router, &state, &server::http::HttpSettings::default())
     } else {
         router

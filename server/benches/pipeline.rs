@@ -43,7 +43,7 @@ async fn run(dir: &std::path::Path, pg: &EmbeddedPg) -> Result<(), String> {
     vars.insert("DATA_DIR".into(), dir.display().to_string());
     let config = Config::from_map(&vars).map_err(|e| e.to_string())?;
     let pool = server::db::build_pool(&url, 8, Duration::from_secs(5))?;
-    let state = server::startup::build_state(&config, pool)?;
+    let state = server::wiring::build_state(&config, pool)?;
     let creator = creator(&state).await?;
 
     let prompts = [
@@ -78,7 +78,7 @@ async fn run(dir: &std::path::Path, pg: &EmbeddedPg) -> Result<(), String> {
     );
 
     let started = Instant::now();
-    let worker = server::startup::build_worker(&config, &state, &url)?;
+    let worker = server::wiring::build_worker(&config, &state, &url)?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(worker.run(async {
         let _ = stopped.await;

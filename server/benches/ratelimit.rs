@@ -127,8 +127,8 @@ fn redis_mode(generous: &Limits) {
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        let config = server::config::RedisConfig {
-            url: server::config::Secret::new(format!("redis://127.0.0.1:{port}")),
+        let config = server::ratelimit::RedisConfig {
+            url: server::secret::Secret::new(format!("redis://127.0.0.1:{port}")),
             // Generous: this measures Redis, not the fallback.
             timeout: Duration::from_secs(1),
         };

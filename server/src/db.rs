@@ -1,5 +1,7 @@
 //! Pool construction, embedded migrations and the database checks used by readiness.
 
+use crate::secret::Secret;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use app::db::DbPool;
@@ -9,6 +11,24 @@ use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
 use diesel_async::pooled_connection::deadpool::Pool;
 use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+
+/// Database settings.
+#[derive(Clone, Debug)]
+pub struct DatabaseConfig {
+    /// `DATABASE_URL`; `None` means the embedded cluster (development only).
+    pub url: Option<Secret>,
+    /// `DATABASE_POOL_SIZE`, default 20.
+    pub pool_size: usize,
+    /// `DATABASE_POOL_TIMEOUT_MS`: how long a request waits for a connection, default 5000.
+    pub pool_timeout: Duration,
+    /// `RUN_MIGRATIONS`: apply pending migrations when `serve` starts, default true.
+    pub run_migrations: bool,
+    /// `PG_BIN_DIR`: where the embedded cluster's PostgreSQL binaries are.
+    pub pg_bin_dir: Option<PathBuf>,
+    /// `DATABASE_PGBOUNCER`: connect through PgBouncer; turns the prepared-statement cache
+    /// off so no statement outlives the server connection it was prepared on. Default false.
+    pub pgbouncer: bool,
+}
 
 /// The SQL migrations in `migrations/`, compiled into the binary.
 pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations");
@@ -20,7 +40,7 @@ pub fn build_pool(url: &str, size: usize, wait: Duration) -> Result<DbPool, Stri
 
 /// Builds the pool the configuration asks for: its size, its wait timeout, and with
 /// `DATABASE_PGBOUNCER` no prepared-statement cache.
-pub fn build_pool_for(url: &str, config: &crate::config::DatabaseConfig) -> Result<DbPool, String> {
+pub fn build_pool_for(url: &str, config: &DatabaseConfig) -> Result<DbPool, String> {
     build_pool_with(
         url,
         config.pool_size,

@@ -137,7 +137,7 @@ pub struct HttpSettings {
     /// What `/api/ready` checks besides the database and storage.
     pub ready: crate::health::ReadySettings,
     /// With a token, `/metrics` is served on this listener to requests bearing it.
-    pub metrics_token: Option<crate::config::Secret>,
+    pub metrics_token: Option<crate::secret::Secret>,
     /// Report errors and sampled traces to Sentry (the client is set up in `main`).
     pub sentry: bool,
     /// Visitor pages kept rendered for a moment.

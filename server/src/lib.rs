@@ -4,7 +4,7 @@
 
 pub mod assets;
 pub mod auth;
-pub mod backup;
+pub mod cli;
 pub mod config;
 pub mod create;
 pub mod db;
@@ -18,12 +18,12 @@ pub mod pagecache;
 #[allow(unsafe_code)]
 pub mod pg_embedded;
 pub mod ratelimit;
+pub mod secret;
 pub mod security;
-pub mod seed;
 pub mod serving;
-pub mod startup;
 pub mod storage;
 pub mod telemetry;
 pub mod trends;
 pub mod uploads;
+pub mod wiring;
 pub mod worker;

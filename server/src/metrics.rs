@@ -584,7 +584,7 @@ pub async fn render(sources: &ScrapeSources) -> String {
 
 /// `GET /metrics` on the main listener: only with the configured bearer token.
 pub async fn scrape_with_token(
-    State((sources, token)): State<(ScrapeSources, crate::config::Secret)>,
+    State((sources, token)): State<(ScrapeSources, crate::secret::Secret)>,
     headers: HeaderMap,
 ) -> Response {
     let given = headers

@@ -462,7 +462,7 @@ mod tests {
             Duration::from_secs(1),
         )
         .unwrap();
-        let state = crate::startup::build_state(&config, pool).unwrap();
+        let state = crate::wiring::build_state(&config, pool).unwrap();
         let ttl = Duration::from_millis(50);
         let cache = PageCache::new(
             &state,

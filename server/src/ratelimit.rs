@@ -62,6 +62,7 @@
 //! cluster to N times it). Availability wins. (The sign-in lockout, which does guard
 //! accounts, lives in PostgreSQL: see `app::accounts::auth::Auth`.)
 
+use crate::secret::Secret;
 use std::collections::HashMap;
 use std::hash::BuildHasher;
 use std::net::{IpAddr, SocketAddr};
@@ -82,6 +83,27 @@ use governor::state::StateStore;
 use governor::state::keyed::ShrinkableKeyedStateStore;
 use governor::{Quota, RateLimiter};
 use uuid::Uuid;
+
+/// Where rate limits are counted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RateLimitStore {
+    /// `RATE_LIMIT_STORE=memory` (the default): in this process. Each instance counts on its
+    /// own, so N instances let through up to N times each limit.
+    Memory,
+    /// `RATE_LIMIT_STORE=redis`: in Redis, shared by every instance.
+    Redis(RedisConfig),
+}
+
+/// The Redis that holds shared rate limits.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RedisConfig {
+    /// `REDIS_URL`: `redis://[user:password@]host[:port][/db]`, or `rediss://` for TLS
+    /// (required with `RATE_LIMIT_STORE=redis`; may hold a password, so never logged).
+    pub url: Secret,
+    /// `RATE_LIMIT_REDIS_TIMEOUT_MS`: longest a check waits for Redis before the in-process
+    /// limiter answers instead, default 50.
+    pub timeout: Duration,
+}
 
 /// Which limit a request counts against.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -624,7 +646,7 @@ impl RateLimits {
     /// with in-process limiters behind them for when Redis cannot answer. Connects in the
     /// background (a Redis that is down at start is only a warning: checks fall back until
     /// it answers). Call inside a Tokio runtime. Fails only on a URL Redis cannot use.
-    pub fn with_redis(limits: &Limits, redis: &crate::config::RedisConfig) -> Result<Self, String> {
+    pub fn with_redis(limits: &Limits, redis: &RedisConfig) -> Result<Self, String> {
         let client =
             redis::Client::open(redis.url.expose()).map_err(|e| format!("REDIS_URL: {e}"))?;
         let config = redis::aio::ConnectionManagerConfig::new()
@@ -662,13 +684,10 @@ impl RateLimits {
     }
 
     /// As configured: in process, or in Redis.
-    pub fn from_config(
-        limits: &Limits,
-        store: &crate::config::RateLimitStore,
-    ) -> Result<Self, String> {
+    pub fn from_config(limits: &Limits, store: &RateLimitStore) -> Result<Self, String> {
         match store {
-            crate::config::RateLimitStore::Memory => Ok(Self::new(limits)),
-            crate::config::RateLimitStore::Redis(redis) => Self::with_redis(limits, redis),
+            RateLimitStore::Memory => Ok(Self::new(limits)),
+            RateLimitStore::Redis(redis) => Self::with_redis(limits, redis),
         }
     }
 

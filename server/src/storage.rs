@@ -1,6 +1,8 @@
 //! The media store from configuration: local files under the data directory, or an
 //! S3-compatible bucket.
 
+use crate::secret::Secret;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -8,12 +10,37 @@ use app::media::MediaStore;
 use object_store::aws::AmazonS3Builder;
 use object_store::{BackoffConfig, ClientOptions, RetryConfig};
 
-use crate::config::{Config, StorageConfig};
+/// Where media lives.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StorageConfig {
+    /// `STORAGE_PROVIDER=local` (the default): files under `DATA_DIR/media`.
+    Local,
+    /// `STORAGE_PROVIDER=s3`: an S3-compatible bucket.
+    S3(S3Config),
+}
 
-/// Builds the configured store. Nothing is contacted here; readiness probes it.
-pub fn media_store(config: &Config) -> Result<MediaStore, String> {
-    match &config.storage {
-        StorageConfig::Local => MediaStore::local(&config.data_dir.join("media"))
+/// An S3-compatible bucket.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct S3Config {
+    /// `S3_BUCKET` (required).
+    pub bucket: String,
+    /// `S3_REGION`, default `us-east-1`.
+    pub region: String,
+    /// `S3_ENDPOINT`: for S3-compatible services (MinIO, R2, ...); AWS when unset.
+    pub endpoint: Option<String>,
+    /// `S3_ACCESS_KEY_ID` (required).
+    pub access_key_id: String,
+    /// `S3_SECRET_ACCESS_KEY` (required).
+    pub secret_access_key: Secret,
+    /// `S3_ALLOW_HTTP`: allow a plain-HTTP endpoint, default false (true makes sense only on
+    /// a private network or loopback).
+    pub allow_http: bool,
+}
+
+/// Builds the configured store: local files under `data_dir/media`, or the bucket. Nothing is contacted here; readiness probes it.
+pub fn media_store(data_dir: &Path, storage: &StorageConfig) -> Result<MediaStore, String> {
+    match storage {
+        StorageConfig::Local => MediaStore::local(&data_dir.join("media"))
             .map_err(|e| format!("local media store: {e}")),
         StorageConfig::S3(s3) => {
             let mut builder = AmazonS3Builder::new()

@@ -2,11 +2,42 @@
 //! and, when `SENTRY_DSN` is set, error reporting to Sentry through the same `tracing`
 //! events (an `error!` becomes a Sentry event, `warn!` and `info!` its breadcrumbs).
 
+use crate::secret::Secret;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
-use crate::config::{LogConfig, LogFormat};
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Pretty,
+    /// One JSON object a line.
+    Json,
+}
+
+/// Logging settings.
+#[derive(Clone, Debug)]
+pub struct LogConfig {
+    /// `LOG_FORMAT` (`pretty` or `json`); defaults to JSON in production.
+    pub format: LogFormat,
+    /// `RUST_LOG` filter, default `info`.
+    pub filter: String,
+}
+
+/// Sentry error reporting.
+#[derive(Clone, Debug)]
+pub struct SentryConfig {
+    /// `SENTRY_DSN`: where events go (`https://KEY@HOST/PROJECT`).
+    pub dsn: Secret,
+    /// `SENTRY_TRACES_SAMPLE_RATE`: share of requests sent as performance traces, 0 to 1,
+    /// default 0.1.
+    pub traces_sample_rate: f32,
+    /// `SENTRY_ENVIRONMENT`: default the `APP_ENV` name.
+    pub environment: String,
+    /// `SENTRY_RELEASE`: default `socialcraft@<version>`.
+    pub release: String,
+}
 
 /// Installs the global subscriber. Safe to call more than once (later calls do nothing).
 /// With `sentry`, `tracing` events also feed the Sentry client set up by [`init_sentry`].
@@ -143,9 +174,7 @@ pub fn scrub_request(request: &mut sentry::protocol::Request) {
 
 /// Starts the Sentry client when configured. Keep the guard alive until the process ends: it
 /// flushes what is queued when dropped. Without a DSN nothing is set up and nothing is sent.
-pub fn init_sentry(
-    config: Option<&crate::config::SentryConfig>,
-) -> Option<sentry::ClientInitGuard> {
+pub fn init_sentry(config: Option<&SentryConfig>) -> Option<sentry::ClientInitGuard> {
     let config = config?;
     let dsn = match config.dsn.expose().parse::<sentry::types::Dsn>() {
         Ok(d) => d,

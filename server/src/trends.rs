@@ -16,6 +16,18 @@ use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use serde::Serialize;
 
+/// Trends ranking settings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TrendsConfig {
+    /// `TRENDS_REFRESH_SECS`: how often the ranking is recomputed in the background, default
+    /// 60. The cache keeps a ranking for five times as long if refreshing fails.
+    pub refresh: Duration,
+    /// `TRENDS_WINDOW_DAYS`: how far back prompts and feed rows count, default 7.
+    pub window: Duration,
+    /// `TRENDS_HALF_LIFE_HOURS`: how fast a prompt's weight halves, default 24.
+    pub half_life: Duration,
+}
+
 /// Largest feed the admin endpoint accepts.
 pub const MAX_FEED_BYTES: usize = 8 * 1024 * 1024;
 

@@ -21,6 +21,26 @@ use tokio::sync::{Notify, Semaphore, watch};
 use tokio::task::JoinSet;
 use tracing::Instrument;
 
+/// Job worker settings.
+#[derive(Clone, Debug)]
+pub struct WorkerSettings {
+    /// `WORKER_IN_PROCESS`: run the worker inside `serve`, default true. Turn it off when
+    /// workers run as their own `socialcraft worker` processes.
+    pub in_process: bool,
+    /// `WORKER_CONCURRENCY`: jobs run at once per worker, default 2.
+    pub concurrency: usize,
+    /// `JOB_LEASE_SECS`: how long a claimed job stays with a silent worker, default 30.
+    pub lease: Duration,
+    /// `JOB_POLL_INTERVAL_MS`: polling when no notification arrives, default 2000.
+    pub poll_interval: Duration,
+    /// `JOB_BACKOFF_BASE_MS`: first retry delay before jitter, default 1000.
+    pub backoff_base: Duration,
+    /// `JOB_BACKOFF_CAP_SECS`: longest retry delay before jitter, default 300.
+    pub backoff_cap: Duration,
+    /// `WORKER_SHUTDOWN_GRACE_SECS`: time running jobs get to finish on shutdown, default 30.
+    pub shutdown_grace: Duration,
+}
+
 /// Why a job attempt failed.
 #[derive(Debug, Clone)]
 pub struct JobFailure {
@@ -93,7 +113,7 @@ pub fn default_worker_id() -> String {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_owned())
         .unwrap_or_else(|_| "host".to_owned());
-    let nonce = crate::config::random_hex(4).unwrap_or_default();
+    let nonce = crate::secret::random_hex(4).unwrap_or_default();
     format!("{host}:{}:{nonce}", std::process::id())
 }
 

@@ -73,8 +73,8 @@ fn events(received: &Received) -> Vec<serde_json::Value> {
 async fn a_server_error_reaches_sentry_with_its_request_id_and_only_the_user_id() {
     let received: Received = Arc::default();
     let port = ingest(received.clone());
-    let config = server::config::SentryConfig {
-        dsn: server::config::Secret::new(format!("http://public@127.0.0.1:{port}/42")),
+    let config = server::telemetry::SentryConfig {
+        dsn: server::secret::Secret::new(format!("http://public@127.0.0.1:{port}/42")),
         traces_sample_rate: 1.0,
         environment: "test".into(),
         release: "socialcraft@test".into(),
@@ -82,8 +82,8 @@ async fn a_server_error_reaches_sentry_with_its_request_id_and_only_the_user_id(
     let guard = server::telemetry::init_sentry(Some(&config)).expect("a client");
     let logs = Capture::default();
     server::telemetry::init_to(
-        &server::config::LogConfig {
-            format: server::config::LogFormat::Json,
+        &server::telemetry::LogConfig {
+            format: server::telemetry::LogFormat::Json,
             filter: "info".into(),
         },
         true,

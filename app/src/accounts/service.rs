@@ -183,6 +183,21 @@ pub async fn set_tier(conn: &mut AsyncPgConnection, email: &str, tier: Tier) -> 
     Ok(n == 1)
 }
 
+/// Grants (`admin`) or takes away administration rights from the account with `email`;
+/// `false` when there is no such account.
+pub async fn set_admin(
+    conn: &mut AsyncPgConnection,
+    email: &str,
+    admin: bool,
+) -> QueryResult<bool> {
+    let email = email.trim().to_lowercase();
+    let n = diesel::update(users::table.filter(users::email.eq(&email)))
+        .set(users::is_admin.eq(admin))
+        .execute(conn)
+        .await?;
+    Ok(n == 1)
+}
+
 /// The account with `id`.
 pub async fn find(conn: &mut AsyncPgConnection, id: Uuid) -> Result<Option<UserRow>, AppError> {
     users::table

@@ -13,8 +13,8 @@ use app::create::{Format, Style};
 use base64::Engine as _;
 use serde::Deserialize;
 
+use super::OpenAiSettings;
 use super::provider::{ImageProvider, ImageRequest, ProviderError, ProviderFuture, RgbaImage};
-use crate::config::OpenAiSettings;
 
 /// The longest `Retry-After` we wait inside one attempt; longer waits go back to the queue.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(30);

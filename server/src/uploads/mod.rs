@@ -20,6 +20,7 @@ pub mod variants;
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
+use std::time::Duration;
 
 use app::accounts::auth::CurrentUser;
 use app::error::{AppError, ErrorCode};
@@ -37,6 +38,16 @@ use futures_util::StreamExt;
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::Semaphore;
+
+/// Upload settings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UploadsConfig {
+    /// `UPLOAD_MAX_BYTES`: the largest file, default 10,000,000 (10 MB).
+    pub max_bytes: u64,
+    /// `UPLOAD_TIMEOUT_SECS`: how long one upload request may take, default 600 (a 10 MB
+    /// file on a slow phone link); other requests keep `REQUEST_TIMEOUT_SECS`.
+    pub timeout: Duration,
+}
 
 /// Bytes kept from the start of the body to decide its type.
 const HEAD_BYTES: usize = 1024;

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use chrono::{TimeDelta, Utc};
-use server::backup::{self, BackupError, Kind};
+use server::cli::backup::{self, BackupError, Kind};
 use server::config::Config;
 use sha2::{Digest, Sha256};
 use support::TestDb;
@@ -89,14 +89,17 @@ impl Fixture {
 
     /// Users, seeded generations and images sharing stored pictures, a stray media file.
     async fn populate(&self) {
-        let media = server::storage::media_store(&self.config).unwrap();
+        let media =
+            server::storage::media_store(&self.config.data_dir, &self.config.storage).unwrap();
         let mut c = self.db.conn().await;
         for email in ["ana@example.com", "ben@example.com"] {
             app::accounts::service::create(&mut c, email, "correct horse battery")
                 .await
                 .expect("account");
         }
-        server::seed::seed(&mut c, &media, 60).await.expect("seed");
+        server::cli::seed::seed(&mut c, &media, 60)
+            .await
+            .expect("seed");
         let stray = self.dir.join("stray.txt");
         std::fs::write(&stray, b"a file whose key carries no hash").unwrap();
         media.put_file("notes/stray.txt", &stray).await.unwrap();
@@ -216,12 +219,15 @@ async fn a_backup_verifies_restores_and_refuses_damage() {
     assert_eq!(manifest.kind, Kind::Manual);
     assert_eq!(manifest.version, env!("CARGO_PKG_VERSION"));
     assert_eq!(manifest.tables, before, "row counts as in the database");
-    assert_eq!(manifest.tables["users"], 2 + server::seed::CREATORS as i64);
+    assert_eq!(
+        manifest.tables["users"],
+        2 + server::cli::seed::CREATORS as i64
+    );
     assert_eq!(manifest.tables["images"], 60);
     assert!(manifest.tables["generations"] > 0);
     assert!(manifest.tables["media_blobs"] > 0);
     assert_eq!(manifest.migrations, server::db::embedded_versions());
-    let media = server::storage::media_store(&f.config).unwrap();
+    let media = server::storage::media_store(&f.config.data_dir, &f.config.storage).unwrap();
     let listed = media.list().await.unwrap();
     assert_eq!(manifest.media.count, listed.len());
     assert!(

@@ -22,10 +22,7 @@ async fn as_app_role(db: &TestDb) -> (TestDb, String) {
     ))
     .await;
     let rest = db.url.split_once('@').expect("url with credentials").1;
-    (
-        db.through(format!("postgres://{role}:app@{rest}")),
-        role,
-    )
+    (db.through(format!("postgres://{role}:app@{rest}")), role)
 }
 
 /// After each `event` (`INSERT`, `UPDATE OF col`) on `table`, `role` loses SELECT on every

@@ -902,7 +902,9 @@ async fn seeding_makes_realistic_records_that_share_a_few_files() {
     let db = TestDb::new().await;
     let state = state_for(&db);
     let mut c = db.conn().await;
-    let seeded = server::seed::seed(&mut c, &state.media, 500).await.unwrap();
+    let seeded = server::cli::seed::seed(&mut c, &state.media, 500)
+        .await
+        .unwrap();
     assert_eq!(seeded.images, 500);
     assert_eq!(db.count("images").await, 500);
     assert_eq!(db.count("generations").await, 500);
@@ -949,7 +951,7 @@ async fn gallery_queries_use_their_keyset_indexes() {
     let db = TestDb::new().await;
     let state = state_for(&db);
     let mut c = db.conn().await;
-    server::seed::seed(&mut c, &state.media, 3000)
+    server::cli::seed::seed(&mut c, &state.media, 3000)
         .await
         .unwrap();
     let owner: Uuid = app::db::schema::users::table

@@ -249,7 +249,7 @@ async fn metrics_need_the_token_and_show_requests_jobs_pool_and_limits() {
     let state = support::state_for(&db);
     let token = "m3tr1cs-Tok3n-for-the-scraper-0123456789";
     let settings = server::http::HttpSettings {
-        metrics_token: Some(server::config::Secret::new(token)),
+        metrics_token: Some(server::secret::Secret::new(token)),
         rate_limits: server::ratelimit::RateLimits::new(&server::ratelimit::Limits {
             api_per_minute: 2,
             ..Default::default()

@@ -9,8 +9,9 @@ use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use app::accounts::Tier;
-use server::config::{RedisConfig, Secret};
+use server::ratelimit::RedisConfig;
 use server::ratelimit::{Group, Limits, RateLimits};
+use server::secret::Secret;
 use support::redis_server::RedisServer;
 use uuid::Uuid;
 

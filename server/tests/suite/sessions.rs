@@ -1139,7 +1139,7 @@ async fn a_session_ended_by_one_process_stops_working_in_another_at_once() {
     // Two web processes: separate memory, one database.
     let first = support::state_for(&db);
     let second = support::state_for(&db);
-    let listening = tokio::spawn(server::startup::forward_revocations(
+    let listening = tokio::spawn(server::wiring::forward_revocations(
         db.url.clone(),
         second.auth.clone(),
     ));
@@ -1317,7 +1317,7 @@ async fn revocations_made_while_a_process_was_not_listening_are_refused_once_it_
     let second = support::state_for(&db);
     let app_two = app_with(&second, roomy());
     assert!(!second.auth.is_revoked(ana.user.session_id));
-    let listening = tokio::spawn(server::startup::forward_revocations(
+    let listening = tokio::spawn(server::wiring::forward_revocations(
         listener_url,
         second.auth.clone(),
     ));

@@ -381,7 +381,7 @@ async fn progress_streams_are_capped_per_user_and_end_when_the_session_is_revoke
 
     // Revoked through NOTIFY, as from another process: both of the user's streams end
     // within about a second; the other user's stays open.
-    let forward = tokio::spawn(server::startup::forward_revocations(
+    let forward = tokio::spawn(server::wiring::forward_revocations(
         db.url.clone(),
         state.auth.clone(),
     ));

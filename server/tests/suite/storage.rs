@@ -74,6 +74,12 @@ async fn start_s3() -> S3Server {
     panic!("s3s-fs did not start listening on {port}");
 }
 
+/// The media store `s3_config` describes.
+fn s3_store(endpoint: &str, secret: &str) -> app::media::MediaStore {
+    let config = s3_config(endpoint, secret);
+    server::storage::media_store(&config.data_dir, &config.storage).unwrap()
+}
+
 fn s3_config(endpoint: &str, secret: &str) -> Config {
     let vars: HashMap<String, String> = [
         ("STORAGE_PROVIDER", "s3"),
@@ -92,7 +98,7 @@ fn s3_config(endpoint: &str, secret: &str) -> Config {
 #[tokio::test]
 async fn the_s3_store_round_trips_and_rejects_a_wrong_key() {
     let s3 = start_s3().await;
-    let store = server::storage::media_store(&s3_config(&s3.endpoint, SECRET_KEY)).unwrap();
+    let store = s3_store(&s3.endpoint, SECRET_KEY);
     store.probe().await.expect("probe against S3");
     let stored = store
         .put(b"not really a png".to_vec(), MediaKind::Png)
@@ -107,7 +113,7 @@ async fn the_s3_store_round_trips_and_rejects_a_wrong_key() {
     store.delete(&stored.key).await.unwrap();
     assert_eq!(store.get(&stored.key).await.unwrap(), None);
 
-    let wrong = server::storage::media_store(&s3_config(&s3.endpoint, "not-the-key")).unwrap();
+    let wrong = s3_store(&s3.endpoint, "not-the-key");
     assert!(
         wrong.probe().await.is_err(),
         "a bad signature must be refused"
@@ -119,7 +125,7 @@ async fn generations_store_into_s3_and_are_served_from_it() {
     let s3 = start_s3().await;
     let db = TestDb::new().await;
     let mut state = support::state_for(&db);
-    state.media = server::storage::media_store(&s3_config(&s3.endpoint, SECRET_KEY)).unwrap();
+    state.media = s3_store(&s3.endpoint, SECRET_KEY);
     let app = server::http::app(state.clone(), support::leptos_options());
     let owner = support::signed_in(&state, "ana@example.com").await.user;
 
@@ -310,7 +316,7 @@ async fn media_on_s3_is_served_by_range_too() {
     let s3 = start_s3().await;
     let db = TestDb::new().await;
     let mut state = support::state_for(&db);
-    state.media = server::storage::media_store(&s3_config(&s3.endpoint, SECRET_KEY)).unwrap();
+    state.media = s3_store(&s3.endpoint, SECRET_KEY);
     let app = server::http::app(state.clone(), support::leptos_options());
     let content = patterned(3 * 1024 * 1024 + 7);
     let stored = state

@@ -52,7 +52,7 @@ async fn the_import_command_keeps_good_rows_reports_bad_ones_and_is_repeatable()
     ]);
     let config = server::config::Config::from_map(&vars).unwrap();
     std::fs::write(&file, recent(FEED).replace("coffee", "tea time")).unwrap();
-    server::startup::trends_import(config, &file).await.unwrap();
+    server::cli::trends::import(config, &file).await.unwrap();
     assert_eq!(db.count("trend_imports").await, 3);
     // A file that is unreadable as a whole imports nothing.
     let bad = server::trends::import(&mut conn, "topic,score\nx,1\n", FeedFormat::Csv).await;

@@ -261,8 +261,8 @@ pub fn state_for(db: &TestDb) -> AppState {
             test_auth_settings(),
         )),
         gallery: std::sync::Arc::new(app::gallery::service::Gallery::new(TEST_SECRET)),
-        trends: std::sync::Arc::new(server::startup::trends_cache(
-            &server::config::TrendsConfig {
+        trends: std::sync::Arc::new(server::wiring::trends_cache(
+            &server::trends::TrendsConfig {
                 refresh: std::time::Duration::from_secs(60),
                 window: std::time::Duration::from_secs(7 * 86_400),
                 half_life: std::time::Duration::from_secs(86_400),
