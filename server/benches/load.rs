@@ -17,7 +17,7 @@
 //!
 //! The ceiling is a bare axum handler, in this process, returning the bytes the Explore page
 //! answered with, from memory; a second copy of it runs inside the application's whole
-//! middleware stack (`server::http::with_middleware`), so their ratio is what the stack costs.
+//! middleware stack (`server::web::with_middleware`), so their ratio is what the stack costs.
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -277,7 +277,7 @@ async fn ceiling(page: Bytes, stack: bool) -> Result<String, String> {
             Duration::from_secs(1),
         )?;
         let state = server::wiring::build_state(&config, pool)?;
-        server::http::with_middleware(router, &state, &server::http::HttpSettings::default())
+        server::web::with_middleware(router, &state, &server::web::HttpSettings::default())
     } else {
         router
     };

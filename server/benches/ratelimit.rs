@@ -18,7 +18,7 @@ use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use app::accounts::Tier;
-use server::ratelimit::{Group, Limits, RateLimits};
+use server::web::ratelimit::{Group, Limits, RateLimits};
 
 /// The output of a future that must be ready at once (the in-process checks are).
 fn ready<F: Future>(f: F) -> F::Output {
@@ -127,7 +127,7 @@ fn redis_mode(generous: &Limits) {
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        let config = server::ratelimit::RedisConfig {
+        let config = server::web::ratelimit::RedisConfig {
             url: server::secret::Secret::new(format!("redis://127.0.0.1:{port}")),
             // Generous: this measures Redis, not the fallback.
             timeout: Duration::from_secs(1),

@@ -237,20 +237,20 @@ async fn reload_revocations(client: &tokio_postgres::Client, auth: &app::account
 pub async fn spawn_metrics(
     config: &Config,
     state: &AppState,
-    rate_limits: Option<crate::ratelimit::RateLimits>,
-    ready: crate::health::ReadySettings,
+    rate_limits: Option<crate::web::ratelimit::RateLimits>,
+    ready: crate::web::health::ReadySettings,
     stop: watch::Receiver<bool>,
 ) -> Result<Option<tokio::task::JoinHandle<()>>, String> {
     let Some(addr) = config.observability.metrics_addr else {
         return Ok(None);
     };
-    let listener = crate::metrics::bind(addr).await?;
-    let sources = crate::metrics::ScrapeSources {
+    let listener = crate::web::metrics::bind(addr).await?;
+    let sources = crate::web::metrics::ScrapeSources {
         state: state.clone(),
         rate_limits,
         ready: Some(ready),
     };
-    Ok(Some(tokio::spawn(crate::metrics::serve_listener(
+    Ok(Some(tokio::spawn(crate::web::metrics::serve_listener(
         listener,
         sources,
         stopped(stop),

@@ -93,14 +93,14 @@ async fn a_server_error_reaches_sentry_with_its_request_id_and_only_the_user_id(
     let db = TestDb::new().await;
     let state = state_for(&db);
     let session = signed_in(&state, "reporter@example.com").await;
-    let settings = server::http::HttpSettings {
+    let settings = server::web::HttpSettings {
         sentry: true,
         ..Default::default()
     };
     server::telemetry::install_panic_hook();
-    let routes = server::http::routes(state.clone(), support::leptos_options(), &settings)
+    let routes = server::web::routes(state.clone(), support::leptos_options(), &settings)
         .route("/api/explode", axum::routing::get(explode));
-    let app = server::http::with_middleware(routes, &state, &settings);
+    let app = server::web::with_middleware(routes, &state, &settings);
 
     // A request that works sends nothing.
     let ok = send(

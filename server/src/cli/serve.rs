@@ -50,9 +50,9 @@ async fn serve_with(config: &Config, db: &Database, options: LeptosOptions) -> R
         state.changes.clone(),
     ));
     let addr = options.site_addr;
-    let mut settings = crate::http::HttpSettings::from_config(config, &options)?;
+    let mut settings = crate::web::HttpSettings::from_config(config, &options)?;
     // Compressed once in the background; until then the files are served as they are.
-    settings.assets = Some(crate::assets::Assets::load(
+    settings.assets = Some(crate::web::assets::Assets::load(
         std::path::Path::new(options.site_root.as_ref()).join(options.site_pkg_dir.as_ref()),
     ));
     tracing::info!(
@@ -78,7 +78,7 @@ async fn serve_with(config: &Config, db: &Database, options: LeptosOptions) -> R
     ));
     // Sessions ended by any process stop working here at once.
     let revocations = tokio::spawn(forward_revocations(db.url.clone(), state.auth.clone()));
-    let router = crate::http::app_with(state.clone(), options, &settings);
+    let router = crate::web::app_with(state.clone(), options, &settings);
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| format!("could not listen on {addr}: {e}"))?;
@@ -106,7 +106,7 @@ async fn serve_with(config: &Config, db: &Database, options: LeptosOptions) -> R
 
     tracing::info!(%addr, env = ?config.env, "SocialCraft is listening on http://{addr}");
     // Our own accept loop rather than `axum::serve`: header-read timeout and connection caps.
-    crate::serving::serve(
+    crate::web::serving::serve(
         listener,
         router,
         settings.connections,
@@ -144,7 +144,7 @@ pub async fn worker(config: Config) -> Result<(), String> {
             let _ = stop_tx.send(true);
         });
         // A worker process has no web listener: METRICS_ADDR is how its job metrics are read.
-        let ready = crate::health::ReadySettings::for_worker(config);
+        let ready = crate::web::health::ReadySettings::for_worker(config);
         let metrics = spawn_metrics(config, &state, None, ready, stop_rx.clone()).await?;
         build_worker(config, &state, &url)?
             .run(stopped(stop_rx))

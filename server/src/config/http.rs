@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use super::ConfigError;
 use super::vars::{Vars, err};
-use crate::pagecache::PageCacheSettings;
-use crate::serving::ConnectionLimits;
+use crate::web::pagecache::PageCacheSettings;
+use crate::web::serving::ConnectionLimits;
 
 /// HTTP hardening settings.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -3,7 +3,7 @@
 //!
 //! One file per section; each lists the variables it reads in its header and parses them
 //! into the settings type of the feature that uses them (`crate::db::DatabaseConfig`,
-//! `crate::ratelimit::Limits`, ...). Configuration imports the features' types, never the
+//! `crate::web::ratelimit::Limits`, ...). Configuration imports the features' types, never the
 //! reverse: a feature takes its own settings, not the whole [`Config`]. `vars.rs` holds the
 //! typed getters every section uses.
 
@@ -76,9 +76,9 @@ pub struct Config {
     /// HTTP hardening.
     pub http: HttpConfig,
     /// Rate limits.
-    pub rate_limits: crate::ratelimit::Limits,
+    pub rate_limits: crate::web::ratelimit::Limits,
     /// Where rate limits are counted: in process, or in Redis shared by every instance.
-    pub rate_limit_store: crate::ratelimit::RateLimitStore,
+    pub rate_limit_store: crate::web::ratelimit::RateLimitStore,
     /// Sessions, sign-in lockout and tier allowances (see `accounts.rs` for the variables).
     pub auth: app::accounts::auth::AuthSettings,
     /// Trends ranking.

@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use super::{AppEnv, Config};
 use crate::create::ProviderConfig;
-use crate::ratelimit::RateLimitStore;
 use crate::secret::MIN_SECRET_LEN;
 use crate::storage::StorageConfig;
 use crate::telemetry::LogFormat;
+use crate::web::ratelimit::RateLimitStore;
 
 const GOOD_SECRET: &str = "q8Zr2LmT5vX9cB1nH4kW7pD0sF3gJ6aE";
 
@@ -369,7 +369,7 @@ fn proxy_ranges_prefixes_and_connection_limits_are_read_and_checked() {
     assert_eq!(c.rate_limits.refusal_delay, Duration::from_secs(1));
     assert_eq!(
         c.http.connections,
-        crate::serving::ConnectionLimits::default()
+        crate::web::serving::ConnectionLimits::default()
     );
     let c = Config::from_map(&vars(&[
         ("TRUSTED_PROXIES", "10.0.0.0/8, fd00::/8,192.0.2.7"),

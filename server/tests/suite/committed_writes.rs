@@ -53,7 +53,7 @@ async fn a_committed_submission_is_answered_as_accepted() {
     let db = TestDb::new().await;
     let (limited, role) = as_app_role(&db).await;
     let state = support::state_for(&limited);
-    let app = server::http::app(state.clone(), support::leptos_options());
+    let app = server::web::app(state.clone(), support::leptos_options());
     let ana = signed_in(&state, "ana@example.com").await;
     // The submission's last statement sets the job; from then on the generation, its
     // images and jobs cannot be read back.
@@ -92,7 +92,7 @@ async fn a_committed_rating_is_answered_with_its_totals() {
     let db = TestDb::new().await;
     let (limited, role) = as_app_role(&db).await;
     let state = support::state_for(&limited);
-    let app = server::http::app(state.clone(), support::leptos_options());
+    let app = server::web::app(state.clone(), support::leptos_options());
     let ana = signed_in(&state, "ana@example.com").await;
     let bo = signed_in(&state, "bo@example.com").await;
     let image = Uuid::new_v4();
@@ -146,7 +146,7 @@ async fn a_committed_brand_kit_is_answered_as_saved() {
     let db = TestDb::new().await;
     let (limited, role) = as_app_role(&db).await;
     let state = support::state_for(&limited);
-    let app = server::http::app(state.clone(), support::leptos_options());
+    let app = server::web::app(state.clone(), support::leptos_options());
     let ana = signed_in(&state, "ana@example.com").await;
     revoke_reads_after(
         &db,

@@ -16,7 +16,7 @@ use support::{Session, TestDb, form_post, json, send, signed_in, state_for, with
 use uuid::Uuid;
 
 fn app(state: &AppState) -> Router {
-    server::http::app(state.clone(), support::leptos_options())
+    server::web::app(state.clone(), support::leptos_options())
 }
 
 /// Inserts `n` images for `owner` (every `public_every`-th one shared), newest first from

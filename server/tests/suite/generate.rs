@@ -102,7 +102,7 @@ async fn fetch(app: &Router, url: &str) -> (StatusCode, String, Vec<u8>) {
 async fn a_submission_becomes_four_images_with_variants_served_from_media() {
     let db = TestDb::new().await;
     let state = state_for(&db);
-    let app = server::http::app(state.clone(), support::leptos_options());
+    let app = server::web::app(state.clone(), support::leptos_options());
     let session = support::signed_in(&state, "maker@example.com").await;
     let view = service::submit(
         &state,
@@ -300,7 +300,7 @@ async fn the_event_stream_reports_queued_running_and_succeeded_with_urls() {
         db.url.clone(),
         state.changes.clone(),
     ));
-    let app = server::http::app(state.clone(), support::leptos_options());
+    let app = server::web::app(state.clone(), support::leptos_options());
     let session = support::signed_in(&state, "maker@example.com").await;
     let view = service::submit(&state, session.user, submission("Launch day", "story", "3"))
         .await
@@ -364,7 +364,7 @@ async fn the_event_stream_reports_a_failure_with_its_reason() {
         provider: "retired".into(),
         ..(*state.create).clone()
     });
-    let app = server::http::app(state.clone(), support::leptos_options());
+    let app = server::web::app(state.clone(), support::leptos_options());
     let session = support::signed_in(&state, "maker@example.com").await;
     let view = service::submit(
         &state,

@@ -59,18 +59,18 @@ async fn ready_when_database_answers_and_migrations_are_applied() {
     assert_eq!(body["checks"]["configuration"]["ok"], true);
 }
 
-fn app_with_ready(db: &TestDb, ready: server::health::ReadySettings) -> axum::Router {
-    let settings = server::http::HttpSettings {
+fn app_with_ready(db: &TestDb, ready: server::web::health::ReadySettings) -> axum::Router {
+    let settings = server::web::HttpSettings {
         ready,
         ..Default::default()
     };
-    server::http::app_with(support::state_for(db), support::leptos_options(), &settings)
+    server::web::app_with(support::state_for(db), support::leptos_options(), &settings)
 }
 
 /// Readiness settings that run the checks for every request, for tests that change what
 /// they find between requests.
-fn uncached() -> server::health::ReadySettings {
-    server::health::ReadySettings {
+fn uncached() -> server::web::health::ReadySettings {
+    server::web::health::ReadySettings {
         cache_for: std::time::Duration::ZERO,
         ..Default::default()
     }
@@ -79,9 +79,9 @@ fn uncached() -> server::health::ReadySettings {
 /// `/ready` on the metrics listener: every check with its detail.
 async fn ready_detail(
     db: &TestDb,
-    ready: server::health::ReadySettings,
+    ready: server::web::health::ReadySettings,
 ) -> (StatusCode, serde_json::Value) {
-    let listener = server::metrics::listener_router(server::metrics::ScrapeSources {
+    let listener = server::web::metrics::listener_router(server::web::metrics::ScrapeSources {
         state: support::state_for(db),
         rate_limits: None,
         ready: Some(ready),
@@ -95,7 +95,7 @@ async fn public_readiness_names_failing_checks_only_and_runs_them_once_for_a_flo
     let db = TestDb::new().await;
     let dir = tempdir("ready-public");
     let missing = dir.join("pkg").join("socialcraft.wasm");
-    let ready = server::health::ReadySettings {
+    let ready = server::web::health::ReadySettings {
         required_files: vec![missing.clone()],
         ..Default::default()
     };
@@ -147,7 +147,7 @@ async fn public_readiness_names_failing_checks_only_and_runs_them_once_for_a_flo
 #[tokio::test]
 async fn not_ready_while_a_ready_job_waits_longer_than_allowed() {
     let db = TestDb::new().await;
-    let ready = server::health::ReadySettings {
+    let ready = server::web::health::ReadySettings {
         max_job_age: std::time::Duration::from_secs(60),
         ..uncached()
     };
@@ -195,7 +195,7 @@ async fn not_ready_without_the_built_site_or_a_writable_spool() {
     let db = TestDb::new().await;
     let dir = tempdir("ready-config");
     let site_file = dir.join("pkg").join("socialcraft.wasm");
-    let ready = server::health::ReadySettings {
+    let ready = server::web::health::ReadySettings {
         required_files: vec![site_file.clone()],
         writable_dir: Some(dir.join("spool")),
         ..uncached()
@@ -224,7 +224,7 @@ async fn not_ready_without_the_built_site_or_a_writable_spool() {
         StatusCode::OK
     );
     // The spool path taken by a file: uploads could not be received.
-    let blocked = server::health::ReadySettings {
+    let blocked = server::web::health::ReadySettings {
         writable_dir: Some(site_file.clone()),
         ..ready
     };
@@ -248,15 +248,15 @@ async fn metrics_need_the_token_and_show_requests_jobs_pool_and_limits() {
     let db = TestDb::new().await;
     let state = support::state_for(&db);
     let token = "m3tr1cs-Tok3n-for-the-scraper-0123456789";
-    let settings = server::http::HttpSettings {
+    let settings = server::web::HttpSettings {
         metrics_token: Some(server::secret::Secret::new(token)),
-        rate_limits: server::ratelimit::RateLimits::new(&server::ratelimit::Limits {
+        rate_limits: server::web::ratelimit::RateLimits::new(&server::web::ratelimit::Limits {
             api_per_minute: 2,
             ..Default::default()
         }),
         ..Default::default()
     };
-    let app = server::http::app_with(state, support::leptos_options(), &settings);
+    let app = server::web::app_with(state, support::leptos_options(), &settings);
 
     // Without the token, or with a wrong one: 401, and nothing about the process.
     let res = send(&app, get_req("/metrics")).await;
@@ -339,7 +339,7 @@ async fn metrics_need_the_token_and_show_requests_jobs_pool_and_limits() {
     assert_eq!(res.status(), StatusCode::NOT_FOUND);
 
     // The separate listener (METRICS_ADDR, a worker's only one) answers without a token.
-    let listener = server::metrics::listener_router(server::metrics::ScrapeSources {
+    let listener = server::web::metrics::listener_router(server::web::metrics::ScrapeSources {
         state: support::state_for(&db),
         rate_limits: None,
         ready: None,
@@ -371,7 +371,7 @@ async fn media_is_served_with_its_hash_as_etag_and_private_until_shared() {
         .put(png.clone(), app::media::MediaKind::Png)
         .await
         .unwrap();
-    let app = server::http::app(state, support::leptos_options());
+    let app = server::web::app(state, support::leptos_options());
 
     let res = send(&app, get_req(&format!("/media/{}", stored.key))).await;
     assert_eq!(res.status(), StatusCode::OK);
@@ -462,7 +462,7 @@ async fn a_valid_submission_queues_a_generation_and_its_job_together() {
     let db = TestDb::new().await;
     let state = support::state_for(&db);
     let session = signed_in(&state, "maker@example.com").await;
-    let app = server::http::app(state, support::leptos_options());
+    let app = server::web::app(state, support::leptos_options());
 
     let res = send(
         &app,
@@ -564,7 +564,7 @@ async fn a_blocked_prompt_names_its_rule_and_stores_nothing() {
     let db = TestDb::new().await;
     let state = support::state_for(&db);
     let session = signed_in(&state, "maker@example.com").await;
-    let app = server::http::app(state, support::leptos_options());
+    let app = server::web::app(state, support::leptos_options());
     let res = send(
         &app,
         with_session(
@@ -594,7 +594,7 @@ async fn invalid_prompts_are_422_with_field_messages_and_store_nothing() {
     let db = TestDb::new().await;
     let state = support::state_for(&db);
     let session = signed_in(&state, "maker@example.com").await;
-    let app = server::http::app(state, support::leptos_options());
+    let app = server::web::app(state, support::leptos_options());
     let submit = |body: &str| with_session(form_post("/api/generations/submit", body), &session);
 
     for (body, field, code) in [
@@ -652,7 +652,7 @@ async fn without_javascript_an_invalid_post_returns_to_the_form_with_its_message
     let db = TestDb::new().await;
     let state = support::state_for(&db);
     let session = signed_in(&state, "maker@example.com").await;
-    let app = server::http::app(state, support::leptos_options());
+    let app = server::web::app(state, support::leptos_options());
 
     let req = Request::post("/api/generations/submit")
         .header("content-type", "application/x-www-form-urlencoded")
@@ -709,7 +709,7 @@ async fn the_home_page_is_server_rendered_with_recent_generations() {
         session.user.id
     ))
     .await;
-    let app = server::http::app(state, support::leptos_options());
+    let app = server::web::app(state, support::leptos_options());
 
     let res = send(&app, with_session(get_req("/"), &session)).await;
     assert_eq!(res.status(), StatusCode::OK);
@@ -741,7 +741,7 @@ async fn generations_are_private_to_their_creator_and_creating_needs_an_account(
     let state = support::state_for(&db);
     let ana = signed_in(&state, "ana@example.com").await;
     let ben = signed_in(&state, "ben@example.com").await;
-    let app = server::http::app(state, support::leptos_options());
+    let app = server::web::app(state, support::leptos_options());
 
     let res = send(
         &app,
@@ -864,7 +864,7 @@ async fn server_functions_answer_503_when_the_database_is_down() {
     let db = TestDb::new().await;
     let state = support::state_for(&db);
     let session = signed_in(&state, "maker@example.com").await;
-    let app = server::http::app(state, support::leptos_options());
+    let app = server::web::app(state, support::leptos_options());
     db.cut().await;
     let res = send(
         &app,
@@ -895,14 +895,14 @@ async fn a_panicking_handler_gets_the_error_page_and_the_server_keeps_serving() 
     server::telemetry::install_panic_hook();
     let db = TestDb::new().await;
     let state = support::state_for(&db);
-    let routes = server::http::routes(
+    let routes = server::web::routes(
         state.clone(),
         support::leptos_options(),
         &Default::default(),
     )
     .route("/explode", get(explode))
     .route("/api/explode", get(explode));
-    let app = server::http::with_middleware(routes, &state, &Default::default());
+    let app = server::web::with_middleware(routes, &state, &Default::default());
 
     let res = send(&app, get_req("/explode")).await;
     assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
@@ -932,7 +932,7 @@ async fn visitor_pages_come_from_the_cache_with_hashed_scripts_and_signed_in_one
     let db = TestDb::new().await;
     let state = support::state_for(&db);
     let maker = signed_in(&state, "cached@example.com").await;
-    let app = server::http::app(state.clone(), support::leptos_options());
+    let app = server::web::app(state.clone(), support::leptos_options());
     let explore = || {
         let mut r = get_req("/explore");
         r.headers_mut()
@@ -971,7 +971,7 @@ async fn visitor_pages_come_from_the_cache_with_hashed_scripts_and_signed_in_one
         "{html}"
     );
     // Every inline script is covered by a hash in the policy, and nothing else is.
-    let hashes = server::pagecache::inline_script_hashes(&html);
+    let hashes = server::web::pagecache::inline_script_hashes(&html);
     assert!(!hashes.is_empty());
     for h in &hashes {
         assert!(csp.contains(&format!("'sha256-{h}'")), "{h} not in {csp}");
@@ -1009,21 +1009,21 @@ async fn visitor_pages_come_from_the_cache_with_hashed_scripts_and_signed_in_one
 async fn made_up_query_parameters_neither_add_cache_entries_nor_evict_real_ones() {
     let db = TestDb::new().await;
     let state = support::state_for(&db);
-    let cache = server::pagecache::PageCache::new(
+    let cache = server::web::pagecache::PageCache::new(
         &state,
-        server::pagecache::PageCacheSettings {
+        server::web::pagecache::PageCacheSettings {
             ttl: std::time::Duration::from_secs(60),
             max_entries: 3,
         },
     );
-    let app = server::http::routes(
+    let app = server::web::routes(
         state.clone(),
         support::leptos_options(),
-        &server::http::HttpSettings::default(),
+        &server::web::HttpSettings::default(),
     )
     .layer(axum::middleware::from_fn_with_state(
         cache.clone(),
-        server::pagecache::serve,
+        server::web::pagecache::serve,
     ));
     let outcome = |res: &axum::http::Response<Body>| {
         res.headers()
@@ -1069,7 +1069,7 @@ async fn the_bundle_is_served_precompressed_with_an_etag() {
         .collect();
     std::fs::write(dir.join("socialcraft.wasm"), &wasm).unwrap();
     std::fs::write(dir.join("notes.txt"), b"not part of the bundle").unwrap();
-    let assets = server::assets::Assets::load(dir.clone());
+    let assets = server::web::assets::Assets::load(dir.clone());
     for _ in 0..200 {
         if assets.ready() {
             break;
@@ -1077,11 +1077,11 @@ async fn the_bundle_is_served_precompressed_with_an_etag() {
         tokio::time::sleep(std::time::Duration::from_millis(25)).await;
     }
     assert!(assets.ready(), "compressed within 5 s");
-    let settings = server::http::HttpSettings {
+    let settings = server::web::HttpSettings {
         assets: Some(assets),
         ..Default::default()
     };
-    let app = server::http::app_with(
+    let app = server::web::app_with(
         support::state_for(&db),
         support::leptos_options(),
         &settings,
@@ -1142,7 +1142,7 @@ async fn form_outcomes_come_back_as_codes_and_pages_show_only_their_own_sentence
     let db = TestDb::new().await;
     let state = support::state_for(&db);
     signed_in(&state, "known@example.com").await;
-    let app = server::http::app(state, support::leptos_options());
+    let app = server::web::app(state, support::leptos_options());
     let page = |q: String| {
         let app = app.clone();
         async move {

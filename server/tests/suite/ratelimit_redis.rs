@@ -9,9 +9,9 @@ use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use app::accounts::Tier;
-use server::ratelimit::RedisConfig;
-use server::ratelimit::{Group, Limits, RateLimits};
 use server::secret::Secret;
+use server::web::ratelimit::RedisConfig;
+use server::web::ratelimit::{Group, Limits, RateLimits};
 use support::redis_server::RedisServer;
 use uuid::Uuid;
 
@@ -110,7 +110,7 @@ async fn retry_after_is_the_time_until_the_next_request_passes() {
             && denied.retry_after <= Duration::from_secs(12),
         "{denied:?}"
     );
-    let res = server::ratelimit::too_many(denied);
+    let res = server::web::ratelimit::too_many(denied);
     assert_eq!(res.headers()["retry-after"], "12");
 
     for _ in 0..120 {

@@ -5,8 +5,8 @@ use crate::support;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use server::http::HttpSettings;
-use server::security::Security;
+use server::web::HttpSettings;
+use server::web::security::Security;
 use support::{
     Session, TestDb, form_post, get_req, send, signed_in, state_for, text, with_session,
 };
@@ -22,14 +22,14 @@ fn settings(hsts: bool) -> HttpSettings {
 }
 
 fn app(db: &TestDb, hsts: bool) -> axum::Router {
-    server::http::app_with(state_for(db), support::leptos_options(), &settings(hsts))
+    server::web::app_with(state_for(db), support::leptos_options(), &settings(hsts))
 }
 
 /// The app and a signed-in creator on it.
 async fn app_signed_in(db: &TestDb, hsts: bool) -> (axum::Router, Session) {
     let state = state_for(db);
     let session = signed_in(&state, "maker@example.com").await;
-    let app = server::http::app_with(state, support::leptos_options(), &settings(hsts));
+    let app = server::web::app_with(state, support::leptos_options(), &settings(hsts));
     (app, session)
 }
 
@@ -60,7 +60,7 @@ async fn every_kind_of_response_carries_the_security_headers() {
         .await
         .unwrap();
     let session = signed_in(&state, "maker@example.com").await;
-    let app = server::http::app_with(state, support::leptos_options(), &settings(false));
+    let app = server::web::app_with(state, support::leptos_options(), &settings(false));
 
     // The page (the studio, signed in): its CSP carries the nonce that is on its scripts.
     let res = send(&app, with_session(get_req("/"), &session)).await;
@@ -146,7 +146,7 @@ async fn every_kind_of_response_carries_the_security_headers() {
     assert_common(&res, "media");
     assert_eq!(
         res.headers()["content-security-policy"],
-        server::security::MEDIA_CSP
+        server::web::security::MEDIA_CSP
     );
 }
 

@@ -30,17 +30,17 @@ fn state_with(db: &TestDb, tweak: impl FnOnce(&mut AuthSettings)) -> AppState {
     state
 }
 
-fn app_with(state: &AppState, limits: server::ratelimit::Limits) -> Router {
-    let settings = server::http::HttpSettings {
-        rate_limits: server::ratelimit::RateLimits::new(&limits),
+fn app_with(state: &AppState, limits: server::web::ratelimit::Limits) -> Router {
+    let settings = server::web::HttpSettings {
+        rate_limits: server::web::ratelimit::RateLimits::new(&limits),
         ..Default::default()
     };
-    server::http::app_with(state.clone(), support::leptos_options(), &settings)
+    server::web::app_with(state.clone(), support::leptos_options(), &settings)
 }
 
 /// Limits high enough that only the one under test can refuse.
-fn roomy() -> server::ratelimit::Limits {
-    server::ratelimit::Limits {
+fn roomy() -> server::web::ratelimit::Limits {
+    server::web::ratelimit::Limits {
         auth_per_minute: 1000,
         generate_per_minute: 1000,
         api_per_minute: 1000,
@@ -359,7 +359,7 @@ async fn forged_tampered_and_expired_access_tokens_are_refused() {
 async fn the_sixth_auth_request_in_a_minute_is_429_and_other_ips_are_unaffected() {
     let db = TestDb::new().await;
     let state = support::state_for(&db);
-    let app = app_with(&state, server::ratelimit::Limits::default());
+    let app = app_with(&state, server::web::ratelimit::Limits::default());
     let attempt = |ip| {
         from_ip(
             form_post(
@@ -433,7 +433,7 @@ async fn a_refusal_is_held_for_the_refusal_delay_never_past_retry_after_with_the
     let delay = Duration::from_millis(700);
     let app = app_with(
         &state,
-        server::ratelimit::Limits {
+        server::web::ratelimit::Limits {
             api_per_minute: 1,
             refusal_delay: delay,
             ..roomy()
@@ -464,7 +464,7 @@ async fn a_refusal_is_held_for_the_refusal_delay_never_past_retry_after_with_the
     // minute, so once the minute's 60 are spent the next is a second away.
     let app = app_with(
         &state,
-        server::ratelimit::Limits {
+        server::web::ratelimit::Limits {
             api_per_minute: 60,
             refusal_delay: Duration::from_secs(8),
             ..roomy()
@@ -906,7 +906,7 @@ async fn each_tier_has_its_own_requests_per_minute() {
     let state = support::state_for(&db);
     let app = app_with(
         &state,
-        server::ratelimit::Limits {
+        server::web::ratelimit::Limits {
             tier_api_per_minute: [3, 6, 9],
             ..roomy()
         },

@@ -11,8 +11,9 @@ use std::time::{Duration, Instant};
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
-use server::http::HttpSettings;
-use server::serving::{ConnectionLimits, Refused};
+use server::metrics::Refused;
+use server::web::HttpSettings;
+use server::web::serving::ConnectionLimits;
 use support::{TestDb, signed_in, state_for, with_session};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
@@ -27,11 +28,11 @@ async fn start(
         connections: limits,
         ..HttpSettings::default()
     };
-    let app = server::http::app_with(state_for(db), support::leptos_options(), &settings);
+    let app = server::web::app_with(state_for(db), support::leptos_options(), &settings);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(server::serving::serve(
+    tokio::spawn(server::web::serving::serve(
         listener,
         app,
         limits,
@@ -245,7 +246,7 @@ async fn refused_connections_are_held_for_the_refusal_delay_up_to_a_budget() {
     };
     let (addr, _stop) = start(&db, limits).await;
     // The default refusal delay: the same one the rate limiter holds its 429s for.
-    let delay = server::ratelimit::Limits::default().refusal_delay;
+    let delay = server::web::ratelimit::Limits::default().refusal_delay;
     assert_eq!(delay, Duration::from_secs(1));
     let from = [127, 0, 0, 6];
     let mut admitted = connect_from(from, addr).await;
@@ -335,7 +336,7 @@ async fn progress_streams_are_capped_per_user_and_end_when_the_session_is_revoke
         },
         ..HttpSettings::default()
     };
-    let app = server::http::app_with(state.clone(), support::leptos_options(), &settings);
+    let app = server::web::app_with(state.clone(), support::leptos_options(), &settings);
     let session = signed_in(&state, "maker@example.com").await;
     let other = signed_in(&state, "other@example.com").await;
     // Queued, with no worker: the streams stay open.
@@ -426,7 +427,7 @@ async fn the_admin_endpoint_refuses_strangers_before_reading_the_body() {
     let admin = signed_in(&state, "admin@example.com").await;
     db.exec("UPDATE users SET is_admin = true WHERE email = 'admin@example.com'")
         .await;
-    let app = server::http::app(state.clone(), support::leptos_options());
+    let app = server::web::app(state.clone(), support::leptos_options());
     // A body that never arrives, declared larger than any limit: anonymous 401 and a
     // creator 403, at once, neither 413 nor a wait for the body.
     let pending = || {

@@ -126,7 +126,7 @@ async fn generations_store_into_s3_and_are_served_from_it() {
     let db = TestDb::new().await;
     let mut state = support::state_for(&db);
     state.media = s3_store(&s3.endpoint, SECRET_KEY);
-    let app = server::http::app(state.clone(), support::leptos_options());
+    let app = server::web::app(state.clone(), support::leptos_options());
     let owner = support::signed_in(&state, "ana@example.com").await.user;
 
     let view = service::submit(
@@ -272,7 +272,7 @@ async fn large_media_is_streamed_in_pieces_and_ranges_answer_exact_bytes() {
     use http_body_util::BodyExt;
     let db = TestDb::new().await;
     let state = support::state_for(&db);
-    let app = server::http::app(state.clone(), support::leptos_options());
+    let app = server::web::app(state.clone(), support::leptos_options());
     // 6 MiB in the file store.
     let content = patterned(6 * 1024 * 1024 + 123);
     let stored = state
@@ -317,7 +317,7 @@ async fn media_on_s3_is_served_by_range_too() {
     let db = TestDb::new().await;
     let mut state = support::state_for(&db);
     state.media = s3_store(&s3.endpoint, SECRET_KEY);
-    let app = server::http::app(state.clone(), support::leptos_options());
+    let app = server::web::app(state.clone(), support::leptos_options());
     let content = patterned(3 * 1024 * 1024 + 7);
     let stored = state
         .media

@@ -75,7 +75,7 @@ fn import_request(body: &str, content_type: &str) -> Request<Body> {
 async fn only_admins_import_through_the_endpoint_and_trends_merge_by_source() {
     let db = TestDb::new().await;
     let state = state_for(&db);
-    let router = server::http::app(state.clone(), support::leptos_options());
+    let router = server::web::app(state.clone(), support::leptos_options());
     let creator = signed_in(&state, "creator@example.com").await;
     let admin = signed_in(&state, "admin@example.com").await;
     db.exec("UPDATE users SET is_admin = true WHERE email = 'admin@example.com'")
@@ -188,7 +188,7 @@ async fn prompted(
 async fn trends_hear_only_shared_prompts_and_each_creator_once_per_topic() {
     let db = TestDb::new().await;
     let state = state_for(&db);
-    let router = server::http::app(state.clone(), support::leptos_options());
+    let router = server::web::app(state.clone(), support::leptos_options());
     let mut creators = Vec::new();
     for i in 0..4 {
         creators.push(

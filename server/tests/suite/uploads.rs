@@ -14,8 +14,8 @@ use app::uploads::token::{UploadClaims, UploadKey};
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use server::http::HttpSettings;
-use server::ratelimit::{Limits, RateLimits};
+use server::web::HttpSettings;
+use server::web::ratelimit::{Limits, RateLimits};
 use server::worker::{Worker, WorkerConfig};
 use support::{
     Session, TestDb, form_post, get_req, json, send, signed_in, state_for, with_session,
@@ -33,7 +33,7 @@ fn app(state: &AppState) -> Router {
         }),
         ..HttpSettings::default()
     };
-    server::http::app_with(state.clone(), support::leptos_options(), &settings)
+    server::web::app_with(state.clone(), support::leptos_options(), &settings)
 }
 
 fn media_root(state: &AppState, db: &TestDb) -> std::path::PathBuf {

@@ -289,7 +289,7 @@ pub fn test_auth_settings() -> app::accounts::auth::AuthSettings {
 
 /// The whole app (routes and middleware) on `db`.
 pub fn app_for(db: &TestDb) -> Router {
-    server::http::app(state_for(db), leptos_options())
+    server::web::app(state_for(db), leptos_options())
 }
 
 /// Sends one request through `router`.

@@ -14,9 +14,12 @@
 //! cookies) are skipped. A database failure during a refresh leaves the cookies alone (the
 //! next request tries again) and serves the request signed out.
 
+use super::context::coded;
+use super::limits::{declared_length, payload_too_large};
 use app::accounts::Tier;
 use app::accounts::auth::{ClientIp, CurrentUser, read_cookie, sets_cookie};
 use app::accounts::sessions::{self, Refreshed};
+use app::error::ErrorCode;
 use app::state::AppState;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
@@ -24,7 +27,7 @@ use axum::middleware::Next;
 use axum::response::IntoResponse;
 use axum::response::Response;
 
-use crate::ratelimit::{Group, RateLimits};
+use crate::web::ratelimit::{Group, RateLimits};
 
 /// What the middleware needs.
 #[derive(Clone)]
@@ -144,4 +147,59 @@ fn append_cookies(
         header::CACHE_CONTROL,
         HeaderValue::from_static("private, no-store"),
     );
+}
+
+/// In front of the admin endpoints: 401 signed out, 403 for anyone but an administrator
+/// (`users.is_admin`, read now, so a revoked grant takes effect at once), before a byte of
+/// the body is read; then the admin body limit (413 for a declared length over it).
+pub async fn admin_only(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    req: Request,
+    next: Next,
+) -> Response {
+    use app::db::schema::users;
+    use diesel::prelude::*;
+    use diesel_async::RunQueryDsl;
+    let Some(user) = req
+        .extensions()
+        .get::<app::accounts::auth::CurrentUser>()
+        .copied()
+    else {
+        return coded(
+            StatusCode::UNAUTHORIZED,
+            ErrorCode::Unauthorized,
+            "Sign in as an administrator.",
+        );
+    };
+    let admin = match state.conn().await {
+        Ok(mut conn) => users::table
+            .find(user.id)
+            .select(users::is_admin)
+            .first::<bool>(&mut *conn)
+            .await
+            .optional()
+            .map_err(|e| tracing::error!(error = %e, "admin check failed")),
+        Err(_) => Err(()),
+    };
+    match admin {
+        Ok(Some(true)) => {}
+        Ok(_) => {
+            return coded(
+                StatusCode::FORBIDDEN,
+                ErrorCode::Forbidden,
+                "Only administrators may do this.",
+            );
+        }
+        Err(()) => {
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                axum::Json(app::error::AppError::unavailable()),
+            )
+                .into_response();
+        }
+    }
+    if declared_length(req.headers()).is_some_and(|n| n > crate::trends::MAX_FEED_BYTES as u64) {
+        return payload_too_large();
+    }
+    next.run(req).await
 }

@@ -31,6 +31,7 @@
 //! Request bodies that stall are cut off in the middleware (`http::body_limit`), since only
 //! the route knows which body is whose; this loop bounds what happens before a request.
 
+use crate::metrics::Refused;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -41,7 +42,7 @@ use axum::Router;
 use axum::extract::ConnectInfo;
 use hyper_util::rt::{TokioIo, TokioTimer};
 
-use crate::ratelimit::RateLimits;
+use crate::web::ratelimit::RateLimits;
 
 /// Limits on slow and many clients.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -70,25 +71,6 @@ impl Default for ConnectionLimits {
             max_connections: 4096,
             max_per_ip: 128,
             event_streams_per_user: 16,
-        }
-    }
-}
-
-/// Why a connection was closed unserved (the metric's `reason` label).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Refused {
-    /// `MAX_CONNECTIONS` reached.
-    ProcessLimit,
-    /// `MAX_CONNECTIONS_PER_IP` reached for the client's address.
-    IpLimit,
-}
-
-impl Refused {
-    /// The metric label.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Refused::ProcessLimit => "process_limit",
-            Refused::IpLimit => "ip_limit",
         }
     }
 }
@@ -240,7 +222,7 @@ pub async fn serve(
         };
         let ip = peer.ip().to_canonical();
         let key = (!rate_limits.is_trusted_proxy(ip))
-            .then(|| crate::ratelimit::client_key(ip, rate_limits.ipv6_prefix()));
+            .then(|| crate::web::ratelimit::client_key(ip, rate_limits.ipv6_prefix()));
         let admitted = match gate.admit(key) {
             Ok(a) => a,
             Err(reason) => {

@@ -34,7 +34,7 @@ pub struct ReadySettings {
     /// The rate limiters, whose shared store (Redis) is reported but never fails readiness:
     /// without it, limits fall back to each process, and taking every instance out of
     /// rotation for that would turn a Redis outage into a full one.
-    pub rate_limits: Option<crate::ratelimit::RateLimits>,
+    pub rate_limits: Option<crate::web::ratelimit::RateLimits>,
     /// How long one run of the checks answers every request: a flood of probes then costs
     /// one run a second, not one each. Zero runs them for every request (one at a time).
     pub cache_for: Duration,

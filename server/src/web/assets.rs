@@ -139,7 +139,7 @@ pub async fn serve(State(assets): State<Assets>, req: Request, next: Next) -> Re
     let mut res = if revalidated {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
-        let (body, encoding) = match crate::pagecache::pick_encoding(h) {
+        let (body, encoding) = match crate::web::pagecache::pick_encoding(h) {
             Some("br") => (asset.br.clone(), Some("br")),
             Some(_) => (asset.gzip.clone(), Some("gzip")),
             None => (asset.identity.clone(), None),
