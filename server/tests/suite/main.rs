@@ -18,6 +18,7 @@ mod gallery;
 mod generate;
 mod integration;
 mod jobs;
+mod layout;
 mod leptos_config;
 mod limits;
 mod query_plans;
