@@ -26,6 +26,8 @@ pub mod jobs;
 #[cfg(feature = "ssr")]
 pub mod media;
 #[cfg(feature = "ssr")]
+pub mod signing;
+#[cfg(feature = "ssr")]
 pub mod state;
 
 use leptos::prelude::*;

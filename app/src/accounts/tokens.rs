@@ -8,12 +8,11 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use hmac::{KeyInit, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-type HmacSha256 = hmac::Hmac<Sha256>;
+use crate::signing::SigningKey;
 
 /// The only header we issue or accept, base64url-encoded.
 const HEADER_JSON: &str = r#"{"alg":"HS256","typ":"JWT"}"#;
@@ -54,7 +53,7 @@ pub enum TokenError {
 
 /// The key access tokens are signed with, derived from `SECRET_KEY`.
 #[derive(Clone)]
-pub struct TokenKey(Vec<u8>);
+pub struct TokenKey(SigningKey);
 
 impl std::fmt::Debug for TokenKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -66,9 +65,7 @@ impl TokenKey {
     /// Derives the signing key from the application secret. A purpose label keeps this key
     /// distinct from anything else derived from the same secret (upload URLs, later).
     pub fn from_secret(secret: &str) -> Self {
-        let mut mac = mac(secret.as_bytes());
-        mac.update(b"socialcraft access tokens v1");
-        Self(mac.finalize().into_bytes().to_vec())
+        Self(SigningKey::derive(secret, b"socialcraft access tokens v1"))
     }
 
     /// Signs `claims` into a compact JWT.
@@ -80,9 +77,7 @@ impl TokenKey {
             URL_SAFE_NO_PAD.encode(HEADER_JSON),
             URL_SAFE_NO_PAD.encode(payload)
         );
-        let mut m = mac(&self.0);
-        m.update(signing_input.as_bytes());
-        let sig = URL_SAFE_NO_PAD.encode(m.finalize().into_bytes());
+        let sig = URL_SAFE_NO_PAD.encode(self.0.tag(&[signing_input.as_bytes()]));
         format!("{signing_input}.{sig}")
     }
 
@@ -114,11 +109,12 @@ impl TokenKey {
         let sig = URL_SAFE_NO_PAD
             .decode(sig)
             .map_err(|_| TokenError::Malformed)?;
-        let mut m = mac(&self.0);
-        m.update(header.as_bytes());
-        m.update(b".");
-        m.update(payload.as_bytes());
-        m.verify_slice(&sig).map_err(|_| TokenError::Signature)?;
+        if !self
+            .0
+            .verify(&[header.as_bytes(), b".", payload.as_bytes()], &sig, 32)
+        {
+            return Err(TokenError::Signature);
+        }
         let payload = URL_SAFE_NO_PAD
             .decode(payload)
             .map_err(|_| TokenError::Malformed)?;
@@ -129,11 +125,6 @@ impl TokenKey {
         }
         Ok(claims)
     }
-}
-
-fn mac(key: &[u8]) -> HmacSha256 {
-    // HMAC takes keys of any length; this cannot fail.
-    <HmacSha256 as KeyInit>::new_from_slice(key).unwrap_or_else(|_| unreachable!())
 }
 
 /// A new refresh token: what goes in the cookie, and the hash that goes in the database.
@@ -169,17 +160,15 @@ mod tests {
         }
     }
 
-    fn forge(header: &str, payload: &AccessClaims, key: &[u8]) -> String {
+    fn forge(header: &str, payload: &AccessClaims, key: &SigningKey) -> String {
         let input = format!(
             "{}.{}",
             URL_SAFE_NO_PAD.encode(header),
             URL_SAFE_NO_PAD.encode(serde_json::to_vec(payload).unwrap())
         );
-        let mut m = mac(key);
-        m.update(input.as_bytes());
         format!(
             "{input}.{}",
-            URL_SAFE_NO_PAD.encode(m.finalize().into_bytes())
+            URL_SAFE_NO_PAD.encode(key.tag(&[input.as_bytes()]))
         )
     }
 

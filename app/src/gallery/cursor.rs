@@ -8,13 +8,10 @@
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
-use hmac::{KeyInit, Mac};
-use sha2::Sha256;
 use uuid::Uuid;
 
 use super::Scope;
-
-type HmacSha256 = hmac::Hmac<Sha256>;
+use crate::signing::SigningKey;
 
 const VERSION: u8 = 1;
 /// Bytes of the MAC kept: 80 bits is far beyond guessing through a rate-limited API.
@@ -43,7 +40,7 @@ pub enum CursorError {
 
 /// Signs and checks cursors. Derived from the application secret with its own purpose label.
 #[derive(Clone)]
-pub struct CursorKey([u8; 32]);
+pub struct CursorKey(SigningKey);
 
 impl std::fmt::Debug for CursorKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -51,31 +48,13 @@ impl std::fmt::Debug for CursorKey {
     }
 }
 
-fn mac(key: &[u8]) -> HmacSha256 {
-    // HMAC takes keys of any length; this cannot fail.
-    <HmacSha256 as KeyInit>::new_from_slice(key).unwrap_or_else(|_| unreachable!())
-}
-
 impl CursorKey {
     /// Derives the key from the application secret.
     pub fn from_secret(secret: &str) -> Self {
-        let mut m = mac(secret.as_bytes());
-        m.update(b"socialcraft gallery cursors v1");
-        Self(m.finalize().into_bytes().into())
-    }
-
-    fn tag(&self, scope: Scope, viewer: Option<Uuid>, body: &[u8]) -> [u8; MAC_LEN] {
-        let mut m = mac(&self.0);
-        m.update(match scope {
-            Scope::Mine => b"mine",
-            Scope::Explore => b"expl",
-        });
-        m.update(viewer.unwrap_or_default().as_bytes());
-        m.update(body);
-        let full = m.finalize().into_bytes();
-        let mut out = [0u8; MAC_LEN];
-        out.copy_from_slice(&full[..MAC_LEN]);
-        out
+        Self(SigningKey::derive(
+            secret,
+            b"socialcraft gallery cursors v1",
+        ))
     }
 
     /// The cursor for the page after `last`, in `scope` as `viewer` sees it.
@@ -84,8 +63,10 @@ impl CursorKey {
         bytes.push(VERSION);
         bytes.extend_from_slice(&last.created_at.timestamp_micros().to_be_bytes());
         bytes.extend_from_slice(last.id.as_bytes());
-        let tag = self.tag(scope, viewer, &bytes);
-        bytes.extend_from_slice(&tag);
+        let tag = self
+            .0
+            .tag(&signed(scope, &viewer.unwrap_or_default(), &bytes));
+        bytes.extend_from_slice(&tag[..MAC_LEN]);
         URL_SAFE_NO_PAD.encode(bytes)
     }
 
@@ -103,13 +84,11 @@ impl CursorKey {
             return Err(CursorError::Malformed);
         }
         let (body, tag) = bytes.split_at(LEN - MAC_LEN);
-        let expected = self.tag(scope, viewer, body);
-        // Constant time, like every other MAC comparison here.
-        let diff = expected
-            .iter()
-            .zip(tag)
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b));
-        if diff != 0 {
+        if !self.0.verify(
+            &signed(scope, &viewer.unwrap_or_default(), body),
+            tag,
+            MAC_LEN,
+        ) {
             return Err(CursorError::Forged);
         }
         let micros = i64::from_be_bytes(body[1..9].try_into().map_err(|_| CursorError::Malformed)?);
@@ -117,6 +96,15 @@ impl CursorKey {
         let created_at = DateTime::from_timestamp_micros(micros).ok_or(CursorError::Malformed)?;
         Ok(Position { created_at, id })
     }
+}
+
+/// What a cursor's tag covers: its gallery, its viewer (nil when signed out) and its body.
+fn signed<'a>(scope: Scope, viewer: &'a Uuid, body: &'a [u8]) -> [&'a [u8]; 3] {
+    let scope: &'static [u8] = match scope {
+        Scope::Mine => b"mine",
+        Scope::Explore => b"expl",
+    };
+    [scope, viewer.as_bytes(), body]
 }
 
 #[cfg(test)]

@@ -8,14 +8,11 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use hmac::{KeyInit, Mac};
 use serde::{Deserialize, Serialize};
-use sha2::Sha256;
 use uuid::Uuid;
 
 use super::Mime;
-
-type HmacSha256 = hmac::Hmac<Sha256>;
+use crate::signing::SigningKey;
 
 /// Bytes of the MAC kept: 128 bits.
 const MAC_LEN: usize = 16;
@@ -57,7 +54,7 @@ pub enum UploadTokenError {
 
 /// The key upload tokens are signed with, derived from `SECRET_KEY` with its own label.
 #[derive(Clone)]
-pub struct UploadKey([u8; 32]);
+pub struct UploadKey(SigningKey);
 
 impl std::fmt::Debug for UploadKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -65,30 +62,17 @@ impl std::fmt::Debug for UploadKey {
     }
 }
 
-fn mac(key: &[u8]) -> HmacSha256 {
-    // HMAC takes keys of any length; this cannot fail.
-    <HmacSha256 as KeyInit>::new_from_slice(key).unwrap_or_else(|_| unreachable!())
-}
-
 impl UploadKey {
     /// Derives the key from the application secret.
     pub fn from_secret(secret: &str) -> Self {
-        let mut m = mac(secret.as_bytes());
-        m.update(b"socialcraft upload tokens v1");
-        Self(m.finalize().into_bytes().into())
-    }
-
-    fn tag(&self, payload: &[u8]) -> HmacSha256 {
-        let mut m = mac(&self.0);
-        m.update(payload);
-        m
+        Self(SigningKey::derive(secret, b"socialcraft upload tokens v1"))
     }
 
     /// Signs `claims`.
     pub fn sign(&self, claims: &UploadClaims) -> String {
         // Serialising a struct of strings and integers cannot fail.
         let payload = serde_json::to_vec(claims).unwrap_or_default();
-        let tag = self.tag(&payload).finalize().into_bytes();
+        let tag = self.0.tag(&[&payload]);
         format!(
             "{}.{}",
             URL_SAFE_NO_PAD.encode(&payload),
@@ -112,9 +96,9 @@ impl UploadKey {
         if tag.len() != MAC_LEN {
             return Err(UploadTokenError::Malformed);
         }
-        self.tag(&payload)
-            .verify_truncated_left(&tag)
-            .map_err(|_| UploadTokenError::Forged)?;
+        if !self.0.verify(&[&payload], &tag, MAC_LEN) {
+            return Err(UploadTokenError::Forged);
+        }
         let claims: UploadClaims =
             serde_json::from_slice(&payload).map_err(|_| UploadTokenError::Malformed)?;
         if now >= claims.exp {
