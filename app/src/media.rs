@@ -267,7 +267,7 @@ impl MediaStore {
 
     /// Stores `bytes` under a new content-addressed key.
     pub async fn put(&self, bytes: Vec<u8>, kind: MediaKind) -> Result<Stored, MediaError> {
-        let sha256 = hex(&Sha256::digest(&bytes));
+        let sha256 = hex::encode(Sha256::digest(&bytes));
         let prefix = uuid::Uuid::new_v4().simple().to_string();
         let key = format!("{}/{sha256}.{}", &prefix[..16], kind.ext());
         let size = bytes.len();
@@ -419,7 +419,7 @@ impl MediaStore {
             size += chunk.len() as u64;
             hasher.update(&chunk);
         }
-        Ok(Some((hex(&hasher.finalize()), size)))
+        Ok(Some((hex::encode(hasher.finalize()), size)))
     }
 
     /// Writes, reads back and deletes a small probe object: the readiness check.
@@ -445,10 +445,6 @@ impl MediaStore {
             Err(MediaError("probe object read back wrong".to_owned()))
         }
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]

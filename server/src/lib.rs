@@ -12,6 +12,7 @@ pub mod notify;
 #[allow(unsafe_code)]
 pub mod pg_embedded;
 pub mod secret;
+pub mod splitmix;
 pub mod storage;
 pub mod telemetry;
 pub mod trends;

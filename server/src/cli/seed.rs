@@ -21,6 +21,7 @@ use uuid::Uuid;
 use crate::config::Config;
 use crate::create::provider::{ImageRequest, render_builtin};
 use crate::create::variants;
+use crate::splitmix::SplitMix64;
 use crate::wiring::{connect, with_database};
 
 /// Seed creators' emails: `seed-creator-{n}@socialcraft.invalid` (a reserved domain).
@@ -70,22 +71,6 @@ const TAGS: [&str; 10] = [
     "#creator",
     "#launchday",
 ];
-
-/// A small deterministic generator (SplitMix64): seeds are reproducible and need no crate.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-}
 
 /// One stored picture the seeded records share.
 struct Blob {
@@ -197,7 +182,7 @@ pub async fn seed(
     let now = Utc::now();
     let step =
         TimeDelta::seconds(SPREAD_DAYS * 86_400) / i32::try_from(count.max(1)).unwrap_or(i32::MAX);
-    let mut rng = Rng(0x5eed_0000 ^ count as u64);
+    let mut rng = SplitMix64(0x5eed_0000 ^ count as u64);
     let (blobs, stored) = (&blobs, blobs.len());
     let ratings = conn
         .transaction::<_, diesel::result::Error, _>(async move |conn| {

@@ -13,6 +13,8 @@ use app::create::{Format, Rect, Style};
 use skrifa::MetadataProvider;
 use skrifa::instance::{LocationRef, Size};
 
+use crate::splitmix::SplitMix64;
+
 const FONT_BOLD: &[u8] = include_bytes!("../../assets/fonts/Inter-Bold.otf");
 const FONT_REGULAR: &[u8] = include_bytes!("../../assets/fonts/Inter-Regular.otf");
 // The other brand-kit fonts (DejaVu, free licence in `assets/fonts/LICENSE-DejaVu.txt`).
@@ -135,29 +137,14 @@ fn palette(style: Style) -> Palette<'static> {
     }
 }
 
-/// A small deterministic generator (SplitMix64): the same seed, the same picture.
-struct Rng(u64);
-
-impl Rng {
-    fn new(seed: u64, style: Style, format: Format) -> Self {
-        let mut h = seed ^ 0x9e37_79b9_7f4a_7c15;
-        for b in style.slug().bytes().chain(format.slug().bytes()) {
-            h = (h ^ u64::from(b)).wrapping_mul(0x1000_0000_01b3);
-        }
-        Rng(h)
+/// The picture's generator: SplitMix64 seeded from the variation's seed, style and format,
+/// so the same request always draws the same picture.
+fn seeded(seed: u64, style: Style, format: Format) -> SplitMix64 {
+    let mut h = seed ^ 0x9e37_79b9_7f4a_7c15;
+    for b in style.slug().bytes().chain(format.slug().bytes()) {
+        h = (h ^ u64::from(b)).wrapping_mul(0x1000_0000_01b3);
     }
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    /// A float in [lo, hi).
-    fn range(&mut self, lo: f32, hi: f32) -> f32 {
-        let unit = (self.next() >> 40) as f32 / (1u64 << 24) as f32;
-        lo + (hi - lo) * unit
-    }
+    SplitMix64(h)
 }
 
 /// Measures text with the bundled bold face. Characters the face lacks count as 0.6 em, so
@@ -360,7 +347,7 @@ pub fn compose_svg(req: &RenderRequest<'_>) -> String {
         None => palette(req.style),
     };
     let font = req.brand.map_or(app::brands::Font::Inter, |b| b.font);
-    let mut rng = Rng::new(req.seed, req.style, req.format);
+    let mut rng = seeded(req.seed, req.style, req.format);
     let mut svg = String::with_capacity(8 * 1024);
     let _ = write!(
         svg,
@@ -420,7 +407,7 @@ pub fn compose_svg(req: &RenderRequest<'_>) -> String {
     svg
 }
 
-fn decorate(svg: &mut String, style: Style, p: &Palette, rng: &mut Rng, w: f32, h: f32) {
+fn decorate(svg: &mut String, style: Style, p: &Palette, rng: &mut SplitMix64, w: f32, h: f32) {
     let m = w.min(h);
     match style {
         Style::Bold => {

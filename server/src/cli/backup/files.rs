@@ -128,11 +128,7 @@ pub fn sha256_file(path: &Path) -> Result<(String, u64), BackupError> {
         hasher.update(&buf[..n]);
         size += n as u64;
     }
-    Ok((hex(&hasher.finalize()), size))
-}
-
-pub(super) fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    Ok((hex::encode(hasher.finalize()), size))
 }
 
 pub(super) async fn blocking<T: Send + 'static>(
