@@ -91,22 +91,25 @@ fn graph(crate_dir: &str) -> BTreeMap<String, BTreeSet<String>> {
             Some(at) => &text[..at],
             None => &text[..],
         };
+        // Comments go first; what is left is read whole, since `use` trees span lines.
+        let code: String = text
+            .lines()
+            .map(|l| l.split("//").next().unwrap_or(""))
+            .collect::<Vec<_>>()
+            .join("\n");
         let mut targets = BTreeSet::new();
-        for line in text.lines() {
-            let code = line.split("//").next().unwrap_or("");
-            for path in paths_in(code) {
-                let absolute = resolve(&here, &path);
-                // The longest prefix that is a module file is where the name comes from.
-                // A module's own ancestors (the files that declare it) are not imports: a
-                // child may use what its parent defines, and the parent declares the child.
-                if let Some((n, target)) = (1..=absolute.len())
-                    .rev()
-                    .find_map(|n| modules.get(&absolute[..n]).map(|t| (n, t)))
-                    && target != name
-                    && !here.starts_with(&absolute[..n])
-                {
-                    targets.insert(target.clone());
-                }
+        for path in paths_in(&code) {
+            let absolute = resolve(&here, &path);
+            // The longest prefix that is a module file is where the name comes from.
+            // A module's own ancestors (the files that declare it) are not imports: a
+            // child may use what its parent defines, and the parent declares the child.
+            if let Some((n, target)) = (1..=absolute.len())
+                .rev()
+                .find_map(|n| modules.get(&absolute[..n]).map(|t| (n, t)))
+                && target != name
+                && !here.starts_with(&absolute[..n])
+            {
+                targets.insert(target.clone());
             }
         }
         edges.insert(name.clone(), targets);
@@ -114,66 +117,81 @@ fn graph(crate_dir: &str) -> BTreeMap<String, BTreeSet<String>> {
     edges
 }
 
-/// Paths starting with `crate`, `super` or `self` in a line of code, as segments; a `use`
-/// list's braces give one path per item (`use a::{b, c::d}` gives `a::b` and `a::c::d`).
+/// Paths starting with `crate`, `super` or `self` in `code` (comments already removed), as
+/// segments. A `use` tree gives one path per leaf, over as many lines and levels as rustfmt
+/// writes it: `use a::{b, c::{d, e}}` gives `a::b`, `a::c::d` and `a::c::e`.
 fn paths_in(code: &str) -> Vec<Vec<String>> {
+    let bytes = code.as_bytes();
+    let ident = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
     let mut out = Vec::new();
-    let bytes: Vec<char> = code.chars().collect();
     let mut i = 0;
     while i < bytes.len() {
-        let starts_word = i == 0 || !(bytes[i - 1].is_alphanumeric() || bytes[i - 1] == '_');
-        let rest: String = bytes[i..].iter().collect();
-        if starts_word
-            && let Some(head) = ["crate::", "super::", "self::"]
-                .iter()
-                .find(|h| rest.starts_with(**h))
+        let at_word = i == 0 || !(ident(bytes[i - 1]) || bytes[i - 1] == b':');
+        match ["crate::", "super::", "self::"]
+            .iter()
+            .find(|h| at_word && bytes[i..].starts_with(h.as_bytes()))
         {
-            let mut segs = vec![head.trim_end_matches("::").to_owned()];
-            let mut j = i + head.len();
-            loop {
-                let word: String = bytes[j..]
-                    .iter()
-                    .take_while(|c| c.is_alphanumeric() || **c == '_')
-                    .collect();
-                if word.is_empty() {
-                    break;
-                }
-                j += word.len();
-                if word == "super" || word == "self" || bytes[j..].starts_with(&[':', ':']) {
-                    segs.push(word);
-                    if bytes[j..].starts_with(&[':', ':']) {
-                        j += 2;
-                        continue;
-                    }
-                    break;
-                }
-                segs.push(word);
-                break;
+            Some(head) => {
+                let first = vec![head.trim_end_matches("::").to_owned()];
+                i = path_tree(bytes, i + head.len(), first, &mut out);
             }
-            // `use x::{a, b::c}`: one path per item of the list.
-            if bytes.get(j) == Some(&'{') {
-                let close = bytes[j..].iter().position(|c| *c == '}').map(|p| j + p);
-                let inner: String = bytes[j + 1..close.unwrap_or(bytes.len())].iter().collect();
-                for item in inner.split(',') {
-                    let item: Vec<String> = item
-                        .trim()
-                        .split("::")
-                        .map(|s| s.split_whitespace().next().unwrap_or("").to_owned())
-                        .filter(|s| !s.is_empty() && s != "self" && s != "*")
-                        .collect();
-                    let mut full = segs.clone();
-                    full.extend(item);
-                    out.push(full);
-                }
-            } else {
-                out.push(segs);
-            }
-            i = j.max(i + 1);
-        } else {
-            i += 1;
+            None => i += 1,
         }
     }
     out
+}
+
+/// Reads the rest of a path or `use` tree from `at` onwards (after `prefix::`), pushing each
+/// leaf onto `out`; returns where it stopped.
+fn path_tree(
+    bytes: &[u8],
+    mut at: usize,
+    mut prefix: Vec<String>,
+    out: &mut Vec<Vec<String>>,
+) -> usize {
+    let skip_space = |mut at: usize| {
+        while bytes.get(at).is_some_and(|b| b.is_ascii_whitespace()) {
+            at += 1;
+        }
+        at
+    };
+    loop {
+        at = skip_space(at);
+        if bytes.get(at) == Some(&b'{') {
+            at += 1;
+            loop {
+                at = skip_space(at);
+                match bytes.get(at) {
+                    None => return at,
+                    Some(b'}') => return at + 1,
+                    Some(b',') => at += 1,
+                    Some(_) => at = path_tree(bytes, at, prefix.clone(), out),
+                }
+            }
+        }
+        let start = at;
+        while bytes
+            .get(at)
+            .is_some_and(|b| b.is_ascii_alphanumeric() || *b == b'_')
+        {
+            at += 1;
+        }
+        let word = String::from_utf8_lossy(&bytes[start..at]).into_owned();
+        if word.is_empty() {
+            // `*` or the end of the path: the prefix is what is named.
+            out.push(prefix);
+            return at.max(start + 1);
+        }
+        if word != "self" {
+            prefix.push(word);
+        }
+        if bytes[at..].starts_with(b"::") {
+            at += 2;
+        } else {
+            out.push(prefix);
+            return at;
+        }
+    }
 }
 
 /// `path` (starting with `crate`, `super` or `self`) as a path from the crate root, seen
@@ -299,13 +317,14 @@ fn the_circle_check_sees_a_circle() {
         vec![vec!["a.rs".to_owned(), "b.rs".to_owned()]]
     );
     let here = ["web".to_owned(), "ratelimit".to_owned()];
-    let paths = paths_in("use super::context::{coded, limits::Body};");
+    let paths = paths_in("use super::context::{\n    coded,\n    limits::{Body, self},\n};");
     let resolved: Vec<Vec<String>> = paths.iter().map(|p| resolve(&here, p)).collect();
     assert_eq!(
         resolved,
         vec![
             vec!["web", "context", "coded"],
-            vec!["web", "context", "limits", "Body"]
+            vec!["web", "context", "limits", "Body"],
+            vec!["web", "context", "limits"],
         ]
         .into_iter()
         .map(|p| p.into_iter().map(str::to_owned).collect::<Vec<_>>())
