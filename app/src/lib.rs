@@ -11,11 +11,9 @@ pub mod brands;
 pub mod create;
 #[cfg(feature = "ssr")]
 pub mod csp;
-pub mod error;
 pub mod gallery;
 pub mod posted;
 pub mod resource;
-pub mod timestamp;
 pub mod trends;
 pub mod uploads;
 

@@ -8,7 +8,7 @@
 //! is ever shown: a link cannot make our pages say anything. An unknown code gets a generic
 //! sentence.
 
-use crate::error::{AppError, ErrorCode, FieldError};
+use shared::error::{AppError, ErrorCode, FieldError};
 
 /// The server function whose form was posted.
 pub const FORM: &str = "form";

@@ -6,8 +6,8 @@ use crate::accounts::auth::Auth;
 use crate::create::moderation::Blocklist;
 use crate::create::service::Changes;
 use crate::db::{DbConn, DbPool};
-use crate::error::AppError;
 use crate::media::MediaStore;
+use shared::error::AppError;
 
 /// Settings the create service needs from the host's configuration.
 #[derive(Clone, Debug)]

@@ -786,7 +786,7 @@ pub fn forms(data: &[u8]) {
 
     // Timestamps as the browser reads them: never other than chrono reads them.
     for text in [a.as_str(), b.as_str()] {
-        if let Some(t) = app::timestamp::parse(text) {
+        if let Some(t) = shared::timestamp::parse(text) {
             let chrono = DateTime::parse_from_rfc3339(text).map(|t| t.with_timezone(&Utc));
             assert_eq!(chrono, Ok(t), "{text}");
         }
@@ -795,7 +795,7 @@ pub fn forms(data: &[u8]) {
     if let Some(t) = DateTime::from_timestamp_micros(micros) {
         let written = t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true);
         if (0..=9999).contains(&chrono::Datelike::year(&t)) {
-            assert_eq!(app::timestamp::parse(&written), Some(t), "{written}");
+            assert_eq!(shared::timestamp::parse(&written), Some(t), "{written}");
         }
     }
 

@@ -4,7 +4,6 @@
 use std::time::Duration;
 
 use app::accounts::auth::CurrentUser;
-use app::error::{AppError, ErrorCode};
 use app::state::AppState;
 use app::trends::feed::{self, FeedFormat, RowError};
 use axum::extract::State;
@@ -15,6 +14,7 @@ use chrono::Utc;
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use serde::Serialize;
+use shared::error::{AppError, ErrorCode};
 
 /// Trends ranking settings.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -138,7 +138,7 @@ pub async fn admin_import(
             (StatusCode::OK, Json(report)).into_response()
         }
         Err(ImportError::Feed(message)) => {
-            error(AppError::validation(vec![app::error::FieldError::new(
+            error(AppError::validation(vec![shared::error::FieldError::new(
                 "feed",
                 "unreadable",
                 message,

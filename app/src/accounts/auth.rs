@@ -23,7 +23,7 @@ use uuid::Uuid;
 use super::Tier;
 use super::passwords::PasswordGate;
 use super::tokens::TokenKey;
-use crate::error::{AppError, ErrorCode};
+use shared::error::{AppError, ErrorCode};
 
 /// Limits that depend on the account's tier.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -344,7 +344,7 @@ impl Auth {
                 Ok(None)
             })
             .await
-            .map_err(|e| crate::db::query_failed("admit sign-in attempt", e))?;
+            .map_err(|e| shared::error::query_failed("admit sign-in attempt", e))?;
         let Some(wait) = locked else {
             return Ok(None);
         };
@@ -379,7 +379,7 @@ impl Auth {
             .bind::<Text, _>(prefix)
             .execute(conn)
             .await
-            .map_err(|e| crate::db::query_failed("clear failed sign-ins", e))?;
+            .map_err(|e| shared::error::query_failed("clear failed sign-ins", e))?;
         Ok(())
     }
 
@@ -393,7 +393,7 @@ impl Auth {
         .bind::<Double, _>(self.settings.lockout_window.as_secs_f64())
         .execute(conn)
         .await
-        .map_err(|e| crate::db::query_failed("sweep failed sign-ins", e))
+        .map_err(|e| shared::error::query_failed("sweep failed sign-ins", e))
     }
 }
 

@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use super::auth::TierLimits;
 use crate::db::schema::{usage_ledger, users};
-use crate::error::{AppError, ErrorCode};
+use shared::error::{AppError, ErrorCode};
 
 /// Why an allowance refused, with what the user needs to know.
 fn exceeded(message: String) -> AppError {
@@ -100,7 +100,7 @@ async fn generations_used(
         generations_used_query(user_id, now - chrono::Duration::hours(24))
             .get_result(conn)
             .await
-            .map_err(|e| crate::db::query_failed("count generations", e))?;
+            .map_err(|e| shared::error::query_failed("count generations", e))?;
     Ok((used.unwrap_or(0).max(0) as u64, oldest))
 }
 
@@ -114,7 +114,7 @@ pub async fn lock_user(conn: &mut AsyncPgConnection, user_id: Uuid) -> Result<()
         .first::<Uuid>(conn)
         .await
         .optional()
-        .map_err(|e| crate::db::query_failed("lock user", e))?
+        .map_err(|e| shared::error::query_failed("lock user", e))?
         .map(|_| ())
         .ok_or_else(|| AppError::new(ErrorCode::Unauthorized, "Sign in to continue."))
 }
@@ -137,7 +137,7 @@ pub async fn reserve_storage(
     .set(users::storage_bytes.eq(users::storage_bytes + bytes))
     .execute(conn)
     .await
-    .map_err(|e| crate::db::query_failed("reserve storage", e))?;
+    .map_err(|e| shared::error::query_failed("reserve storage", e))?;
     if reserved == 1 {
         return Ok(());
     }
@@ -166,7 +166,7 @@ pub async fn release_storage(
         )
         .execute(conn)
         .await
-        .map_err(|e| crate::db::query_failed("release storage", e))?;
+        .map_err(|e| shared::error::query_failed("release storage", e))?;
     Ok(())
 }
 
@@ -178,7 +178,7 @@ pub async fn storage_used(conn: &mut AsyncPgConnection, user_id: Uuid) -> Result
         .first(conn)
         .await
         .optional()
-        .map_err(|e| crate::db::query_failed("storage used", e))?
+        .map_err(|e| shared::error::query_failed("storage used", e))?
         .unwrap_or(0);
     Ok(used.max(0) as u64)
 }

@@ -13,8 +13,8 @@ use super::sessions::{self, EndReason, Refreshed};
 use super::validation::{validate_email, validate_new_password};
 use super::{Account, SessionView, Tier};
 use crate::db::schema::users;
-use crate::error::{AppError, ErrorCode, FieldError};
 use crate::state::AppState;
+use shared::error::{AppError, ErrorCode, FieldError};
 
 /// An account as the server sees it (never sent to a browser: it holds the hash).
 #[derive(Clone, Debug, Queryable, Selectable)]
@@ -125,7 +125,7 @@ async fn insert_user(
         .get_result(conn)
         .await
         .optional()
-        .map_err(|e| crate::db::query_failed("create user", e))?;
+        .map_err(|e| shared::error::query_failed("create user", e))?;
     inserted.ok_or_else(|| {
         AppError::validation(vec![FieldError::new(
             "email",
@@ -153,7 +153,7 @@ pub async fn authenticate(
         .first(conn)
         .await
         .optional()
-        .map_err(|e| crate::db::query_failed("find user", e))?;
+        .map_err(|e| shared::error::query_failed("find user", e))?;
     match user {
         Some(user) => {
             let hash = user.password_hash.clone();
@@ -206,7 +206,7 @@ pub async fn find(conn: &mut AsyncPgConnection, id: Uuid) -> Result<Option<UserR
         .first(conn)
         .await
         .optional()
-        .map_err(|e| crate::db::query_failed("find user", e))
+        .map_err(|e| shared::error::query_failed("find user", e))
 }
 
 /// The account with `email` (any letter case).
@@ -217,7 +217,7 @@ pub async fn find_by_email(
     let mut rows: Vec<UserRow> = by_email_query(email)
         .load(conn)
         .await
-        .map_err(|e| crate::db::query_failed("find user", e))?;
+        .map_err(|e| shared::error::query_failed("find user", e))?;
     Ok(rows.pop())
 }
 
@@ -416,7 +416,7 @@ pub async fn change_password(
         ))
         .execute(&mut conn)
         .await
-        .map_err(|e| crate::db::query_failed("change password", e))?;
+        .map_err(|e| shared::error::query_failed("change password", e))?;
     let ended = sessions::end_all(
         &mut conn,
         &state.auth,

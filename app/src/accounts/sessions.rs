@@ -22,7 +22,7 @@ use super::auth::{Auth, CurrentUser};
 use super::service::UserRow;
 use super::tokens::{AccessClaims, hash_refresh_token, new_refresh_token};
 use crate::db::schema::{refresh_tokens, sessions, users};
-use crate::error::AppError;
+use shared::error::AppError;
 
 /// Why a session ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -105,7 +105,7 @@ pub enum Refreshed {
 type SessionState = (Uuid, Option<DateTime<Utc>>, DateTime<Utc>, String);
 
 fn internal(what: &'static str) -> impl FnOnce(diesel::result::Error) -> AppError {
-    move |e| crate::db::query_failed(what, e)
+    move |e| shared::error::query_failed(what, e)
 }
 
 fn access_for(auth: &Auth, user: CurrentUser, now: DateTime<Utc>) -> String {

@@ -22,8 +22,8 @@ use super::{
     Account, ChangePassword, RevokeSession, SignIn, SignOut, SignOutEverywhere, SignUp,
     list_sessions,
 };
-use crate::error::AppError;
 use crate::resource::{PageResource, resource};
+use shared::error::AppError;
 
 /// The signed-in account, loaded once per page and shared through context.
 #[derive(Clone, Copy)]

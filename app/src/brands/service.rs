@@ -6,13 +6,13 @@ use uuid::Uuid;
 
 use super::{Brand, BrandKit, Font, MAX_BRANDS, ValidBrand};
 use crate::db::schema::{assets, brands, upload_blobs};
-use crate::error::{AppError, ErrorCode, FieldError};
 use crate::state::AppState;
+use shared::error::{AppError, ErrorCode, FieldError};
 
 type Row = (Uuid, String, String, String, Option<Uuid>, Option<String>);
 
 fn db(what: &str) -> impl FnOnce(diesel::result::Error) -> AppError + '_ {
-    move |e| crate::db::query_failed(what, e)
+    move |e| shared::error::query_failed(what, e)
 }
 
 fn to_brand((id, name, colors, font, logo_asset_id, logo_key): Row) -> Brand {

@@ -35,8 +35,8 @@ impl LazyRoute for BrandsRoute {
 /// The brand kits page.
 #[component]
 fn BrandsPage(
-    kits: PageResource<Result<Vec<Brand>, crate::error::AppError>>,
-    assets: PageResource<Result<crate::uploads::AssetList, crate::error::AppError>>,
+    kits: PageResource<Result<Vec<Brand>, shared::error::AppError>>,
+    assets: PageResource<Result<crate::uploads::AssetList, shared::error::AppError>>,
 ) -> impl IntoView {
     // The actions live with the page's code (in its chunk); the list reloads after each.
     let save = ServerAction::<SaveBrand>::new();
@@ -62,8 +62,8 @@ fn BrandsPage(
 fn Kits(
     save: ServerAction<SaveBrand>,
     delete: ServerAction<DeleteBrand>,
-    kits: PageResource<Result<Vec<Brand>, crate::error::AppError>>,
-    assets: PageResource<Result<crate::uploads::AssetList, crate::error::AppError>>,
+    kits: PageResource<Result<Vec<Brand>, shared::error::AppError>>,
+    assets: PageResource<Result<crate::uploads::AssetList, shared::error::AppError>>,
 ) -> impl IntoView {
     let failed = crate::accounts::ui::action_error(save, <SaveBrand as ServerFn>::PATH);
     let error = move |field: &'static str| {
@@ -172,7 +172,7 @@ fn KitCard(b: Brand, delete: ServerAction<DeleteBrand>) -> impl IntoView {
 #[component]
 pub fn BrandSelect(
     /// The creator's kits, loaded by the page (outside any Suspense).
-    kits: PageResource<Result<Vec<Brand>, crate::error::AppError>>,
+    kits: PageResource<Result<Vec<Brand>, shared::error::AppError>>,
     error: Signal<Option<String>>,
 ) -> impl IntoView {
     view! {

@@ -9,8 +9,8 @@ use super::{GENERATE_JOB, GenerationView, Submission};
 use crate::accounts::auth::CurrentUser;
 use crate::accounts::quota;
 use crate::db::schema::generations;
-use crate::error::{AppError, FieldError};
 use crate::state::AppState;
+use shared::error::{AppError, FieldError};
 
 /// Attempts a generation job gets before it is dead-lettered.
 pub const GENERATE_MAX_ATTEMPTS: i32 = 4;
@@ -73,7 +73,7 @@ pub async fn submit_with_brand(
                 Some(id) => Some(crate::brands::service::kit_for(conn, user.id, id).await?),
                 None => None,
             };
-            let failed = |e| crate::db::query_failed("submit generation", e);
+            let failed = |e| shared::error::query_failed("submit generation", e);
             let row: GenerationRow = diesel::insert_into(generations::table)
                 .values(NewGeneration {
                     prompt: &valid.prompt,
@@ -157,13 +157,13 @@ pub async fn view(
     let mut conn = state.conn().await?;
     let Some(row) = records::find_owned(&mut conn, owner, id)
         .await
-        .map_err(|e| crate::db::query_failed("find generation", e))?
+        .map_err(|e| shared::error::query_failed("find generation", e))?
     else {
         return Ok(None);
     };
     let mut views = records::load_views(&mut conn, vec![row])
         .await
-        .map_err(|e| crate::db::query_failed("load generation", e))?;
+        .map_err(|e| shared::error::query_failed("load generation", e))?;
     Ok(views.pop())
 }
 
@@ -181,10 +181,10 @@ pub async fn recent(
         .limit(limit)
         .load(&mut conn)
         .await
-        .map_err(|e| crate::db::query_failed("list recent generations", e))?;
+        .map_err(|e| shared::error::query_failed("list recent generations", e))?;
     records::load_views(&mut conn, rows)
         .await
-        .map_err(|e| crate::db::query_failed("load generations", e))
+        .map_err(|e| shared::error::query_failed("load generations", e))
 }
 
 /// Fan-out of "generation X changed" to the live progress streams of this process. The host

@@ -16,8 +16,8 @@ use leptos::server_fn::ServerFn;
 
 use super::validation::{PROMPT_MAX_CHARS, Style, VARIATIONS_MAX, VARIATIONS_MIN};
 use super::{Format, GenerationStatus, GenerationView, SubmitGeneration, recent_generations};
-use crate::error::{AppError, FieldError};
 use crate::resource::{PageResource, resource};
+use shared::error::{AppError, FieldError};
 
 /// The home page: the studio for a signed-in creator, an invitation to sign up otherwise.
 #[component]

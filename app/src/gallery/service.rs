@@ -10,8 +10,8 @@ use super::cursor::{CursorKey, Position};
 use super::records::{self, CardRow};
 use super::{ImageDetail, PAGE_SIZE, Page, RatingView, Scope, creator_name};
 use crate::create::{Format, Style};
-use crate::error::{AppError, ErrorCode};
 use crate::state::AppState;
+use shared::error::{AppError, ErrorCode};
 
 /// How long an Explore page is served from memory. Explore is the same for everyone, so a
 /// burst of visitors costs one query per page per interval; a shared or deleted image clears

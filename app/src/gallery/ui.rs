@@ -27,8 +27,8 @@ use super::{
     Card, DeleteImage, ImageDetail, Page, RateImage, Scope, ShareImage, gallery_page, get_image,
 };
 use crate::accounts::ui::{AccountContext, SignedInOnly, use_account};
-use crate::error::AppError;
 use crate::resource::{PageResource, resource};
+use shared::error::AppError;
 
 /// Images loaded eagerly at the top of a first page (about two rows on a wide screen); the
 /// rest wait until they are near the viewport.

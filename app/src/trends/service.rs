@@ -12,8 +12,8 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use super::Trend;
 use super::rank::{self, ImportedTrend, PromptEvent, RankSettings};
 use crate::db::schema::trend_imports;
-use crate::error::AppError;
 use crate::state::AppState;
+use shared::error::AppError;
 
 /// The most recent prompts the ranking reads: a bound on its cost however busy the window.
 pub const MAX_EVENTS: i64 = 50_000;

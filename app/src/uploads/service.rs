@@ -8,8 +8,8 @@ use super::records::{self, AssetRow, BlobRow};
 use super::token::{UploadClaims, UploadKey};
 use super::{Asset, AssetList, AssetState, Declared, Mime, Ticket, codes, reject};
 use crate::accounts::auth::CurrentUser;
-use crate::error::{AppError, ErrorCode};
 use crate::state::AppState;
+use shared::error::{AppError, ErrorCode};
 
 /// Most assets the assets page lists.
 pub const LIST_LIMIT: i64 = 500;
@@ -38,7 +38,7 @@ impl Uploads {
 }
 
 fn db(what: &str) -> impl FnOnce(diesel::result::Error) -> AppError + '_ {
-    move |e| crate::db::query_failed(what, e)
+    move |e| shared::error::query_failed(what, e)
 }
 
 /// Issues an upload URL for `declared`, after checking the user's storage has room for it.

@@ -31,7 +31,7 @@ impl LazyRoute for AssetsRoute {
 
 /// The assets page.
 #[component]
-fn AssetsPage(list: PageResource<Result<AssetList, crate::error::AppError>>) -> impl IntoView {
+fn AssetsPage(list: PageResource<Result<AssetList, shared::error::AppError>>) -> impl IntoView {
     view! {
         <Title text="Assets" />
         <section class="assets-page">
@@ -62,7 +62,7 @@ pub struct Pending {
 }
 
 #[component]
-fn Assets(list: PageResource<Result<AssetList, crate::error::AppError>>) -> impl IntoView {
+fn Assets(list: PageResource<Result<AssetList, shared::error::AppError>>) -> impl IntoView {
     let pending = RwSignal::new(Vec::<Pending>::new());
     let delete = ServerAction::<DeleteAsset>::new();
     // Refresh the list after a delete.
@@ -229,9 +229,9 @@ mod browser {
     use leptos::web_sys::{File, FileList, ProgressEvent, XmlHttpRequest};
 
     use super::Pending;
-    use crate::error::AppError;
     use crate::resource::PageResource;
     use crate::uploads::{AssetList, AssetState, UploadOutcome, get_asset, request_upload};
+    use shared::error::AppError;
 
     fn update(pending: RwSignal<Vec<Pending>>, key: u32, f: impl FnOnce(&mut Pending)) {
         pending.update(|list| {

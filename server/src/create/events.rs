@@ -21,13 +21,13 @@ use std::time::Duration;
 use app::accounts::auth::CurrentUser;
 use app::create::GenerationView;
 use app::create::service;
-use app::error::AppError;
 use app::state::AppState;
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
+use shared::error::AppError;
 use tokio::sync::broadcast::error::RecvError;
 use uuid::Uuid;
 
@@ -197,7 +197,7 @@ pub async fn generation_events(
 ) -> Response {
     let Some(Extension(user)) = user else {
         return error(AppError::new(
-            app::error::ErrorCode::Unauthorized,
+            shared::error::ErrorCode::Unauthorized,
             "Sign in to follow your generations.",
         ));
     };
@@ -206,7 +206,7 @@ pub async fn generation_events(
     };
     let Some(slot) = streams.open(user.id) else {
         return error(AppError::new(
-            app::error::ErrorCode::RateLimited,
+            shared::error::ErrorCode::RateLimited,
             "Too many live progress streams are open for this account; close some tabs.",
         ));
     };

@@ -7,9 +7,9 @@ use std::fs::File;
 use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::path::Path;
 
-use app::error::{AppError, ErrorCode};
 use app::uploads::{Mime, codes, reject};
 use image::ImageDecoder;
+use shared::error::{AppError, ErrorCode};
 
 use super::svg;
 

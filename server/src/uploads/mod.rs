@@ -23,7 +23,6 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use app::accounts::auth::CurrentUser;
-use app::error::{AppError, ErrorCode};
 use app::state::AppState;
 use app::uploads::records::{self, Consumed, NewBlob, Recorded};
 use app::uploads::service::to_asset;
@@ -36,6 +35,7 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use futures_util::StreamExt;
 use sha2::{Digest, Sha256};
+use shared::error::{AppError, ErrorCode};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::Semaphore;
 
@@ -172,7 +172,7 @@ async fn receive(
         let mut conn = state.conn().await?;
         let consumed = records::consume_ticket(&mut conn, claims.ticket, user.id)
             .await
-            .map_err(|e| app::db::query_failed("consume upload ticket", e))?;
+            .map_err(|e| shared::error::query_failed("consume upload ticket", e))?;
         let filename = match consumed {
             Consumed::Ok(name) => name,
             Consumed::Used => {
@@ -268,11 +268,11 @@ async fn upload(
         let mut conn = state.conn().await?;
         let own = records::asset_by_content(&mut conn, user.id, &sha256)
             .await
-            .map_err(|e| app::db::query_failed("find asset by content", e))?;
+            .map_err(|e| shared::error::query_failed("find asset by content", e))?;
         if let Some((asset, blob)) = &own {
             records::count_duplicate(&mut conn, &sha256)
                 .await
-                .map_err(|e| app::db::query_failed("count duplicate", e))?;
+                .map_err(|e| shared::error::query_failed("count duplicate", e))?;
             tracing::info!(asset_id = %asset.id, "upload was already this user's asset");
             return Ok((
                 UploadOutcome {
@@ -284,7 +284,7 @@ async fn upload(
         }
         let stored = records::blob(&mut conn, &sha256)
             .await
-            .map_err(|e| app::db::query_failed("find blob", e))?;
+            .map_err(|e| shared::error::query_failed("find blob", e))?;
         (own, stored)
     };
     debug_assert!(own.is_none());
@@ -386,7 +386,7 @@ async fn upload(
                     _
                 )
             );
-            let failure = app::db::query_failed("record upload", e);
+            let failure = shared::error::query_failed("record upload", e);
             // Telling the creator to try again about an upload that is stored, or deleting
             // the file its row names, would be untrue: look first.
             return match recorded_after_all(state, user, &sha256, !definite).await {
@@ -471,7 +471,7 @@ async fn recorded_after_all(
         let mut conn = state.conn().await?;
         let found = records::asset_by_content(&mut conn, user.id, sha256)
             .await
-            .map_err(|e| app::db::query_failed("confirm an upload's record", e))?;
+            .map_err(|e| shared::error::query_failed("confirm an upload's record", e))?;
         if found.is_some() || attempt == tries {
             return Ok(found);
         }

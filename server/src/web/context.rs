@@ -7,12 +7,12 @@ use std::panic::AssertUnwindSafe;
 use std::time::Instant;
 use tracing::Instrument;
 
-use app::error::ErrorCode;
 use axum::body::Body;
 use axum::extract::Request;
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{Html, Response};
+use shared::error::ErrorCode;
 
 /// The header that carries the request ID in and out.
 pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -234,7 +234,11 @@ pub(crate) async fn server_fn_error_status(req: Request, next: Next) -> Response
 }
 
 pub(crate) fn coded(status: StatusCode, code: ErrorCode, message: &str) -> Response {
-    (status, axum::Json(app::error::AppError::new(code, message))).into_response()
+    (
+        status,
+        axum::Json(shared::error::AppError::new(code, message)),
+    )
+        .into_response()
 }
 
 /// Names the signed-in user (by id only) for the request's Sentry events. Runs after the

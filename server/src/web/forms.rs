@@ -16,8 +16,8 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 
-use app::error::AppError;
 use app::posted::{LEPTOS_PARAMS, PARAMS, Posted};
+use shared::error::AppError;
 
 /// The middleware (see the module's documentation).
 pub async fn outcomes(req: Request, next: Next) -> Response {
@@ -168,7 +168,7 @@ mod tests {
 
     #[test]
     fn a_leptos_error_becomes_codes_and_old_outcomes_go() {
-        let error = AppError::validation(vec![app::error::FieldError::new(
+        let error = AppError::validation(vec![shared::error::FieldError::new(
             "password",
             "wrong_credentials",
             "That email and password do not match an account.",

@@ -4,12 +4,12 @@
 use axum::response::IntoResponse;
 use std::time::Duration;
 
-use app::error::ErrorCode;
 use axum::body::Body;
 use axum::extract::Request;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::Response;
+use shared::error::ErrorCode;
 
 use super::context::coded;
 

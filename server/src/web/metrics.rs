@@ -221,8 +221,8 @@ pub async fn scrape_with_token(
         return (
             StatusCode::UNAUTHORIZED,
             [(header::WWW_AUTHENTICATE, "Bearer")],
-            axum::Json(app::error::AppError::new(
-                app::error::ErrorCode::Unauthorized,
+            axum::Json(shared::error::AppError::new(
+                shared::error::ErrorCode::Unauthorized,
                 "Metrics need the configured bearer token.",
             )),
         )

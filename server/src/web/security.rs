@@ -158,8 +158,8 @@ pub async fn cross_site_check(
         origin = ?req.headers().get(header::ORIGIN),
         "cross-site request refused"
     );
-    let body = app::error::AppError::new(
-        app::error::ErrorCode::Forbidden,
+    let body = shared::error::AppError::new(
+        shared::error::ErrorCode::Forbidden,
         "This request came from another site and was refused.",
     );
     (StatusCode::FORBIDDEN, axum::Json(body)).into_response()

@@ -19,13 +19,13 @@ use super::limits::{declared_length, payload_too_large};
 use app::accounts::Tier;
 use app::accounts::auth::{ClientIp, CurrentUser, read_cookie, sets_cookie};
 use app::accounts::sessions::{self, Refreshed};
-use app::error::ErrorCode;
 use app::state::AppState;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::IntoResponse;
 use axum::response::Response;
+use shared::error::ErrorCode;
 
 use crate::web::ratelimit::{Group, RateLimits};
 
@@ -113,8 +113,8 @@ pub async fn session(State(layer): State<SessionLayer>, mut req: Request, next: 
 
 /// 401 `unauthorized` for a state-changing request on a just-spent refresh token.
 fn spent_token() -> Response {
-    let error = app::error::AppError::new(
-        app::error::ErrorCode::Unauthorized,
+    let error = shared::error::AppError::new(
+        shared::error::ErrorCode::Unauthorized,
         "This sign-in token was just used by another request. Please try again.",
     );
     let mut res = (StatusCode::UNAUTHORIZED, axum::Json(error)).into_response();
@@ -193,7 +193,7 @@ pub async fn admin_only(
         Err(()) => {
             return (
                 StatusCode::SERVICE_UNAVAILABLE,
-                axum::Json(app::error::AppError::unavailable()),
+                axum::Json(shared::error::AppError::unavailable()),
             )
                 .into_response();
         }

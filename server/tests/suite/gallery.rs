@@ -810,7 +810,7 @@ async fn deleting_one_record_keeps_files_another_still_uses() {
     let err = service::delete(&state, other.user.id, owners_first)
         .await
         .unwrap_err();
-    assert_eq!(err.code, app::error::ErrorCode::NotFound);
+    assert_eq!(err.code, shared::error::ErrorCode::NotFound);
     assert_eq!(db.count("images").await, 3);
 
     // Deleting one of two records that share files keeps the files.

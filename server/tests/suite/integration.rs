@@ -1177,7 +1177,7 @@ async fn form_outcomes_come_back_as_codes_and_pages_show_only_their_own_sentence
 
     // Leptos's own parameters carry whole errors with their text: such an address is sent to
     // the same page without them, so no page ever decodes one.
-    let forged = app::error::AppError::new(app::error::ErrorCode::Validation, evil);
+    let forged = shared::error::AppError::new(shared::error::ErrorCode::Validation, evil);
     let err =
         base64::engine::general_purpose::URL_SAFE.encode(serde_json::to_vec(&forged).unwrap());
     let res = send(

@@ -1100,7 +1100,7 @@ async fn storage_reservations_stop_at_the_tier_quota_even_when_concurrent() {
     let e = app::accounts::quota::reserve_storage(&mut conn, user.id, 5_000_000, limits)
         .await
         .unwrap_err();
-    assert_eq!(e.code, app::error::ErrorCode::QuotaExceeded);
+    assert_eq!(e.code, shared::error::ErrorCode::QuotaExceeded);
     assert!(e.message.contains("10 MB"), "{}", e.message);
     app::accounts::quota::reserve_storage(&mut conn, user.id, 4_000_000, limits)
         .await

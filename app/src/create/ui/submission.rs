@@ -5,7 +5,7 @@ use leptos::prelude::*;
 use leptos::web_sys::{FormData, HtmlFormElement};
 
 use crate::create::{GenerationView, SubmitGeneration, submit_generation, validate_submission};
-use crate::error::{AppError, FieldError};
+use shared::error::{AppError, FieldError};
 
 /// Reads `form` and checks it with the rules the server uses, putting what they find in
 /// `local_errors` (cleared when there is nothing); then sends it, and returns the

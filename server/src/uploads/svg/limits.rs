@@ -1,7 +1,7 @@
 //! The limits an SVG is held to, the elements it may keep, and the refusals it can earn.
 
-use app::error::{AppError, ErrorCode};
 use app::uploads::{codes, reject, xml};
+use shared::error::{AppError, ErrorCode};
 
 pub(super) const SVG_NS: &str = "http://www.w3.org/2000/svg";
 

@@ -69,9 +69,9 @@ pub use limits::{
 };
 pub use raster::{raster_bytes, rasterize};
 
-use app::error::{AppError, ErrorCode};
 use app::uploads::xml::Problem;
 use app::uploads::{codes, reject, xml};
+use shared::error::{AppError, ErrorCode};
 
 use expand::Expansion;
 use limits::{LIMITS, MAX_NODES, SVG_NS, invalid};

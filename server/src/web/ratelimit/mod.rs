@@ -444,8 +444,8 @@ fn retry_after_secs(denied: Denied) -> u64 {
 /// The 429 answer, at once (the middleware holds it first: [`RateLimits::refuse`]).
 pub fn too_many(denied: Denied) -> Response {
     let secs = retry_after_secs(denied);
-    let body = app::error::AppError::new(
-        app::error::ErrorCode::RateLimited,
+    let body = ::shared::error::AppError::new(
+        ::shared::error::ErrorCode::RateLimited,
         format!("Too many requests. Please wait {secs} s and try again."),
     );
     let mut res = (StatusCode::TOO_MANY_REQUESTS, axum::Json(body)).into_response();

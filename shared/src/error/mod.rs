@@ -10,9 +10,14 @@
 //! - Internal failures carry a generic message: details go to the server log (once, with the
 //!   request ID), never to the client.
 
-use leptos::server_fn::codec::JsonEncoding;
-use leptos::server_fn::error::{FromServerFnError, ServerFnErrorErr};
 use serde::{Deserialize, Serialize};
+use server_fn::codec::JsonEncoding;
+use server_fn::error::{FromServerFnError, ServerFnErrorErr};
+
+#[cfg(feature = "server")]
+mod database;
+#[cfg(feature = "server")]
+pub use database::query_failed;
 
 /// A stable, machine-readable error code. Serialised in `snake_case`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
