@@ -10,7 +10,7 @@
 //! does and images arriving while someone scrolls neither repeat nor hide others.
 
 use leptos::prelude::*;
-use shared::error::{AppError, FieldError};
+use shared::error::AppError;
 pub use shared::gallery::*;
 use uuid::Uuid;
 
@@ -70,7 +70,7 @@ pub async fn share_image(id: Uuid, public: String) -> Result<bool, AppError> {
         "true" => true,
         "false" => false,
         _ => {
-            return Err(AppError::validation(vec![FieldError::new(
+            return Err(AppError::validation(vec![shared::error::FieldError::new(
                 "public",
                 "invalid",
                 "Choose shared or private.",
