@@ -1,8 +1,9 @@
-//! SocialCraft's UI, routes, server-function declarations and the rules shared with the browser.
+//! SocialCraft's UI: routes, components and the server-function declarations.
 //!
 //! Built twice: with `ssr` for the server (which renders pages and runs server functions) and
-//! with `hydrate` for the WASM bundle. Everything that touches the database or secrets lives
-//! behind `ssr` (`db`, `state`, each domain's `service`), so the WASM never links it.
+//! with `hydrate` for the WASM bundle. A server function's body calls the `domain` crate,
+//! which only the `ssr` build depends on: the WASM cannot link the database, secrets or image
+//! code because the crate graph leaves them out. The types both sides read are `shared`.
 
 #![recursion_limit = "256"]
 
@@ -16,17 +17,6 @@ pub mod posted;
 pub mod resource;
 pub mod trends;
 pub mod uploads;
-
-#[cfg(feature = "ssr")]
-pub mod db;
-#[cfg(feature = "ssr")]
-pub mod jobs;
-#[cfg(feature = "ssr")]
-pub mod media;
-#[cfg(feature = "ssr")]
-pub mod signing;
-#[cfg(feature = "ssr")]
-pub mod state;
 
 use leptos::prelude::*;
 use leptos_meta::{Link, Meta, MetaTags, Stylesheet, Title, provide_meta_context};

@@ -8,17 +8,17 @@
 //!
 //! Inputs that need several strings are split at NUL bytes ([`fields`]).
 
-use app::accounts::tokens::{self, AccessClaims, TokenError, TokenKey};
-use app::gallery::Scope;
-use app::gallery::cursor::{CursorError, CursorKey, Position};
-use app::trends::feed::{self, FeedError, FeedFormat, FeedReport};
-use app::uploads::token::{UploadClaims, UploadKey};
-use app::uploads::{Mime, codes, xml};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
+use domain::accounts::tokens::{self, AccessClaims, TokenError, TokenKey};
+use domain::gallery::Scope;
+use domain::gallery::cursor::{CursorError, CursorKey, Position};
+use domain::trends::feed::{self, FeedError, FeedFormat, FeedReport};
+use domain::uploads::token::{UploadClaims, UploadKey};
+use domain::uploads::{Mime, codes, xml};
+use domain::uploads::{inspect, metadata, svg, variants};
 use hmac::{KeyInit, Mac};
-use server::uploads::{inspect, metadata, svg, variants};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
@@ -334,7 +334,7 @@ fn feed_now() -> DateTime<Utc> {
 /// What every report must hold: rows normalised as stored, errors on lines of the file in
 /// order, within the row limit.
 fn check_report(body: &str, report: &FeedReport) {
-    use app::trends::rank::{normalise_hashtag, normalise_topic};
+    use domain::trends::rank::{normalise_hashtag, normalise_topic};
     assert!(report.rows.len() + report.errors.len() <= feed::MAX_ROWS);
     for row in &report.rows {
         assert_eq!(
@@ -352,7 +352,7 @@ fn check_report(body: &str, report: &FeedReport) {
                 && row.source.chars().all(|c| c.is_ascii_lowercase()
                     || c.is_ascii_digit()
                     || matches!(c, '-' | '_' | '.'))
-                && row.source != app::trends::COMPUTED_SOURCE,
+                && row.source != domain::trends::COMPUTED_SOURCE,
             "{row:?}"
         );
         assert!(
@@ -657,8 +657,8 @@ pub fn forms(data: &[u8]) {
     let (a, b, c, d) = (&f[0], &f[1], &f[2], &f[3]);
 
     // Submissions.
-    use app::create::formats::Format;
-    use app::create::validation::{self as create, Style};
+    use domain::create::formats::Format;
+    use domain::create::validation::{self as create, Style};
     match create::validate_submission(a, b, c, d) {
         Ok(s) => {
             assert_eq!(s.prompt, a.trim());
@@ -688,7 +688,7 @@ pub fn forms(data: &[u8]) {
     }
 
     // Accounts.
-    use app::accounts::validation as accounts;
+    use domain::accounts::validation as accounts;
     if let Ok(email) = accounts::validate_email(a) {
         assert_eq!(email, email.trim());
         assert_eq!(email, email.to_lowercase());
@@ -718,7 +718,7 @@ pub fn forms(data: &[u8]) {
     );
 
     // Brand kits.
-    use app::brands::{self, Font};
+    use domain::brands::{self, Font};
     if let Ok(colors) = brands::parse_colors(b) {
         assert!((1..=brands::MAX_COLORS).contains(&colors.len()));
         for c in &colors {
@@ -746,7 +746,7 @@ pub fn forms(data: &[u8]) {
     }
 
     // Ratings.
-    match app::gallery::parse_stars(a) {
+    match domain::gallery::parse_stars(a) {
         Ok(None) => assert_eq!(a.trim().parse::<u8>(), Ok(0)),
         Ok(Some(n)) => {
             assert!((1..=5).contains(&n));
@@ -800,7 +800,7 @@ pub fn forms(data: &[u8]) {
     }
 
     // Media keys.
-    use app::media;
+    use domain::media;
     for key in [a.as_str(), &format!("{}{a}", media::UPLOADS_PREFIX)] {
         if let Some(parts) = media::parse_key(key) {
             let (folder, rest) = match key.strip_prefix(media::UPLOADS_PREFIX) {
@@ -831,7 +831,7 @@ pub fn forms(data: &[u8]) {
 
     // Upload declarations.
     let size = u64::from(u32::from_be_bytes(bytes_at::<4>(data, 0)));
-    if let Ok(declared) = app::uploads::check_declared(a, size, b, Some(c), 10_000_000) {
+    if let Ok(declared) = domain::uploads::check_declared(a, size, b, Some(c), 10_000_000) {
         assert!(declared.size > 0 && declared.size <= 10_000_000);
         assert_eq!(Mime::parse(b), Some(declared.mime));
         assert!(!declared.filename.is_empty());
@@ -847,7 +847,7 @@ pub fn forms(data: &[u8]) {
     }
 
     // The moderation blocklist: every rule blocks its own phrase.
-    use app::create::moderation::Blocklist;
+    use domain::create::moderation::Blocklist;
     let list = Blocklist::parse(&f[4], "fuzz");
     if let Ok(list) = &list {
         let _ = list.check(&f[5]);

@@ -11,10 +11,10 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use app::gallery::cursor::{CursorKey, Position};
-use app::gallery::{Scope, records, service};
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
+use domain::gallery::cursor::{CursorKey, Position};
+use domain::gallery::{Scope, records, service};
 use server::config::Config;
 use server::pg_embedded::{self, EmbeddedPg};
 
@@ -64,11 +64,11 @@ async fn run(dir: &std::path::Path, pg: &EmbeddedPg) -> Result<(), String> {
         .unwrap_or(1_000);
     pg_embedded::ensure_database(&pg.url("postgres"), "bench").await?;
     let url = pg.url("bench");
-    server::db::run_migrations(&url).await?;
+    domain::db::pool::run_migrations(&url).await?;
     let mut vars: HashMap<String, String> = std::env::vars().collect();
     vars.insert("DATA_DIR".into(), dir.display().to_string());
     let config = Config::from_map(&vars).map_err(|e| e.to_string())?;
-    let pool = server::db::build_pool(&url, 4, Duration::from_secs(5))?;
+    let pool = domain::db::pool::build_pool(&url, 4, Duration::from_secs(5))?;
     let state = server::wiring::build_state(&config, pool)?;
 
     let mut conn = state.conn().await.map_err(|e| e.message)?;
@@ -77,9 +77,9 @@ async fn run(dir: &std::path::Path, pg: &EmbeddedPg) -> Result<(), String> {
         "seeded {} images ({} stored pictures, {} ratings) in {:.1} s; {rounds} calls per row",
         seeded.images, seeded.stored, seeded.ratings, seeded.seconds
     );
-    let owner: uuid::Uuid = app::db::schema::users::table
-        .select(app::db::schema::users::id)
-        .order(app::db::schema::users::email)
+    let owner: uuid::Uuid = domain::db::schema::users::table
+        .select(domain::db::schema::users::id)
+        .order(domain::db::schema::users::email)
         .first(&mut conn)
         .await
         .map_err(|e| e.to_string())?;
@@ -109,7 +109,7 @@ async fn run(dir: &std::path::Path, pg: &EmbeddedPg) -> Result<(), String> {
         let rows: Vec<Row> = diesel::sql_query(format!(
             "SELECT created_at, id FROM images WHERE {filter} ORDER BY created_at DESC, id DESC \
              OFFSET {} LIMIT 1",
-            (page - 1) * app::gallery::PAGE_SIZE - 1
+            (page - 1) * domain::gallery::PAGE_SIZE - 1
         ))
         .load(conn)
         .await
@@ -143,7 +143,7 @@ async fn run(dir: &std::path::Path, pg: &EmbeddedPg) -> Result<(), String> {
                 .await
                 .map_err(|e| e.message)?;
             samples.push(t.elapsed());
-            assert_eq!(page.items.len(), app::gallery::PAGE_SIZE);
+            assert_eq!(page.items.len(), domain::gallery::PAGE_SIZE);
         }
     }
     let mut first = None;
@@ -170,7 +170,7 @@ async fn run(dir: &std::path::Path, pg: &EmbeddedPg) -> Result<(), String> {
             let rows: Vec<uuid::Uuid> = diesel::sql_query(format!(
                 "SELECT id FROM images WHERE public ORDER BY created_at DESC, id DESC \
                  OFFSET {} LIMIT 25",
-                (page - 1) * app::gallery::PAGE_SIZE
+                (page - 1) * domain::gallery::PAGE_SIZE
             ))
             .load::<IdRow>(&mut conn)
             .await

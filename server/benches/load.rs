@@ -271,7 +271,7 @@ async fn ceiling(page: Bytes, stack: bool) -> Result<String, String> {
         let dir = std::env::temp_dir().join(format!("sc-ceiling-{}", std::process::id()));
         let vars = [("DATA_DIR".to_owned(), dir.display().to_string())].into();
         let config = server::config::Config::from_map(&vars).map_err(|e| e.to_string())?;
-        let pool = server::db::build_pool(
+        let pool = domain::db::pool::build_pool(
             "postgres://none:none@127.0.0.1:9/none",
             1,
             Duration::from_secs(1),

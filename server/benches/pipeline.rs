@@ -8,8 +8,8 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use app::accounts::{self, Tier, auth::CurrentUser};
-use app::create::{Format, GenerationStatus, service};
+use domain::accounts::{self, Tier, auth::CurrentUser};
+use domain::create::{Format, GenerationStatus, service};
 use server::config::Config;
 use server::pg_embedded::{self, EmbeddedPg};
 
@@ -38,11 +38,11 @@ async fn run(dir: &std::path::Path, pg: &EmbeddedPg) -> Result<(), String> {
         .unwrap_or(25);
     pg_embedded::ensure_database(&pg.url("postgres"), "bench").await?;
     let url = pg.url("bench");
-    server::db::run_migrations(&url).await?;
+    domain::db::pool::run_migrations(&url).await?;
     let mut vars: HashMap<String, String> = std::env::vars().collect();
     vars.insert("DATA_DIR".into(), dir.display().to_string());
     let config = Config::from_map(&vars).map_err(|e| e.to_string())?;
-    let pool = server::db::build_pool(&url, 8, Duration::from_secs(5))?;
+    let pool = domain::db::pool::build_pool(&url, 8, Duration::from_secs(5))?;
     let state = server::wiring::build_state(&config, pool)?;
     let creator = creator(&state).await?;
 
@@ -56,8 +56,8 @@ async fn run(dir: &std::path::Path, pg: &EmbeddedPg) -> Result<(), String> {
     let mut ids = Vec::new();
     for i in 0..generations {
         let format = Format::ALL[i % Format::ALL.len()];
-        let style = app::create::Style::ALL[i % 8];
-        let valid = app::create::validate_submission(
+        let style = domain::create::Style::ALL[i % 8];
+        let valid = domain::create::validate_submission(
             prompts[i % prompts.len()],
             style.slug(),
             format.slug(),
@@ -117,7 +117,7 @@ async fn run(dir: &std::path::Path, pg: &EmbeddedPg) -> Result<(), String> {
 
 /// A signed-in creator on the enterprise plan, so any `BENCH_GENERATIONS` fits the daily
 /// allowance.
-async fn creator(state: &app::state::AppState) -> Result<CurrentUser, String> {
+async fn creator(state: &domain::state::AppState) -> Result<CurrentUser, String> {
     const EMAIL: &str = "bench@example.com";
     let mut conn = state.conn().await.map_err(|e| e.message)?;
     let user = accounts::service::create(&mut conn, EMAIL, "correct horse battery")

@@ -17,7 +17,7 @@ use std::process::{Child, Command, Stdio};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
-use app::accounts::Tier;
+use domain::accounts::Tier;
 use server::web::ratelimit::{Group, Limits, RateLimits};
 
 /// The output of a future that must be ready at once (the in-process checks are).
@@ -69,8 +69,9 @@ fn main() {
     let per = started.elapsed().as_nanos() as f64 / f64::from(n);
     println!("signed-in request, IP + user checks, 10,000 users: {per:.0} ns per request ({n})");
 
-    let key = app::accounts::tokens::TokenKey::from_secret("bench key: q8Zr2LmT5vX9cB1nH4kW7pD0");
-    let token = key.issue(&app::accounts::tokens::AccessClaims {
+    let key =
+        domain::accounts::tokens::TokenKey::from_secret("bench key: q8Zr2LmT5vX9cB1nH4kW7pD0");
+    let token = key.issue(&domain::accounts::tokens::AccessClaims {
         sub: users[0],
         sid: users[1],
         tier: "free".into(),
@@ -128,7 +129,7 @@ fn redis_mode(generous: &Limits) {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         let config = server::web::ratelimit::RedisConfig {
-            url: server::secret::Secret::new(format!("redis://127.0.0.1:{port}")),
+            url: domain::secret::Secret::new(format!("redis://127.0.0.1:{port}")),
             // Generous: this measures Redis, not the fallback.
             timeout: Duration::from_secs(1),
         };

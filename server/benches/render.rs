@@ -6,10 +6,10 @@
 
 use std::time::{Duration, Instant};
 
-use app::create::{Format, Style};
-use server::create::provider::{ImageRequest, render_builtin};
-use server::create::render::{RenderRequest, render_pixmap};
-use server::create::variants;
+use domain::create::provider::{ImageRequest, render_builtin};
+use domain::create::render::{RenderRequest, render_pixmap};
+use domain::create::variants;
+use domain::create::{Format, Style};
 
 fn measure(label: &str, iterations: u32, mut f: impl FnMut(u32)) {
     // Warm up: the font database and caches are built on first use.

@@ -14,8 +14,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use app::uploads::Mime;
-use server::uploads::variants::make_variants;
+use domain::uploads::Mime;
+use domain::uploads::variants::make_variants;
 
 fn photo(w: u32, h: u32) -> image::RgbImage {
     // Smooth gradients with texture: compresses and scales like a photograph, unlike noise.
@@ -62,7 +62,7 @@ fn vips(input: &Path, width: u32, out: &Path) -> Duration {
         .arg(format!(
             "{}[Q=82,effort={},strip]",
             out.display(),
-            server::create::variants::WEBP_METHOD
+            domain::create::variants::WEBP_METHOD
         ))
         .status()
         .expect("run vipsthumbnail");

@@ -4,19 +4,9 @@
 
 pub mod cli;
 pub mod config;
-pub mod create;
-pub mod db;
-pub mod metrics;
-pub mod notify;
 // The one module of the host that calls libc (flock, kill, geteuid, getpwnam).
 #[allow(unsafe_code)]
 pub mod pg_embedded;
-pub mod secret;
-pub mod splitmix;
-pub mod storage;
 pub mod telemetry;
-pub mod trends;
-pub mod uploads;
 pub mod web;
 pub mod wiring;
-pub mod worker;

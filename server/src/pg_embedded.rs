@@ -221,7 +221,8 @@ impl EmbeddedPg {
         if let Some((uid, gid)) = self.run_as {
             chown(dir, uid, gid)?;
         }
-        let password = crate::secret::random_hex(24).map_err(io_err("generate a password", dir))?;
+        let password =
+            domain::secret::random_hex(24).map_err(io_err("generate a password", dir))?;
         // initdb reads the superuser's password from a file the server user can read; it is
         // removed as soon as initdb is done. Our own copy is readable by us alone.
         let pwfile = dir.with_file_name(".initdb-pw");

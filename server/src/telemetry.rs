@@ -2,7 +2,7 @@
 //! and, when `SENTRY_DSN` is set, error reporting to Sentry through the same `tracing`
 //! events (an `error!` becomes a Sentry event, `warn!` and `info!` its breadcrumbs).
 
-use crate::secret::Secret;
+use domain::secret::Secret;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;

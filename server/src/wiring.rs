@@ -6,16 +6,16 @@
 use std::future::Future;
 use std::path::Path;
 
-use app::create::service::Changes;
-use app::jobs::Backoff;
-use app::state::{AppState, CreateSettings};
+use domain::create::changes::Changes;
+use domain::jobs::Backoff;
+use domain::state::{AppState, CreateSettings};
 use leptos_config::LeptosOptions;
 use tokio::sync::watch;
 
 use crate::config::Config;
-use crate::create::pipeline::GenerateHandler;
 use crate::pg_embedded::{self, EmbeddedPg};
-use crate::worker::{Worker, WorkerConfig};
+use domain::create::pipeline::GenerateHandler;
+use domain::jobs::worker::{Worker, WorkerConfig};
 
 /// The database the embedded cluster holds the application's data in.
 pub const EMBEDDED_DATABASE: &str = "socialcraft";
@@ -101,30 +101,30 @@ pub async fn connect(url: &str) -> Result<diesel_async::AsyncPgConnection, Strin
 }
 
 /// The state server functions and handlers share, built from `config`.
-pub fn build_state(config: &Config, pool: app::db::DbPool) -> Result<AppState, String> {
-    let blocklist = crate::create::blocklist(&config.create)?;
+pub fn build_state(config: &Config, pool: domain::db::DbPool) -> Result<AppState, String> {
+    let blocklist = domain::create::blocklist(&config.create)?;
     tracing::info!(
         rules = blocklist.len(),
-        provider = crate::create::provider_name(&config.create),
+        provider = domain::create::provider_name(&config.create),
         "create settings loaded"
     );
-    Ok(AppState::new(app::state::AppStateParts {
+    Ok(AppState::new(domain::state::AppStateParts {
         db: pool,
-        media: crate::storage::media_store(&config.data_dir, &config.storage)?,
+        media: domain::media::storage::media_store(&config.data_dir, &config.storage)?,
         create: std::sync::Arc::new(CreateSettings {
-            provider: crate::create::provider_name(&config.create).to_owned(),
+            provider: domain::create::provider_name(&config.create).to_owned(),
             blocklist,
         }),
         changes: Changes::default(),
-        auth: std::sync::Arc::new(app::accounts::auth::Auth::new(
+        auth: std::sync::Arc::new(domain::accounts::auth::Auth::new(
             config.secret_key.expose(),
             config.auth.clone(),
         )),
-        gallery: std::sync::Arc::new(app::gallery::service::Gallery::new(
+        gallery: std::sync::Arc::new(domain::gallery::cache::Gallery::new(
             config.secret_key.expose(),
         )),
         trends: std::sync::Arc::new(trends_cache(&config.trends)),
-        uploads: std::sync::Arc::new(app::uploads::service::Uploads::new(
+        uploads: std::sync::Arc::new(domain::uploads::settings::Uploads::new(
             config.secret_key.expose(),
             config.uploads.max_bytes,
             config.data_dir.join("tmp").join("uploads"),
@@ -134,13 +134,13 @@ pub fn build_state(config: &Config, pool: app::db::DbPool) -> Result<AppState, S
 
 /// The trends cache: a ranking lives five refresh intervals, so pages keep showing the last
 /// good one while the database is briefly away.
-pub fn trends_cache(config: &crate::trends::TrendsConfig) -> app::trends::service::Trends {
+pub fn trends_cache(config: &domain::trends::TrendsConfig) -> domain::trends::service::Trends {
     let delta = |d: std::time::Duration| {
         chrono::TimeDelta::from_std(d).unwrap_or(chrono::TimeDelta::days(7))
     };
-    app::trends::service::Trends::new(
+    domain::trends::service::Trends::new(
         config.refresh * 5,
-        app::trends::rank::RankSettings {
+        domain::trends::rank::RankSettings {
             window: delta(config.window),
             half_life: delta(config.half_life),
             ..Default::default()
@@ -154,7 +154,7 @@ pub fn build_worker(config: &Config, state: &AppState, url: &str) -> Result<Work
     let generate = GenerateHandler::new(
         state.db.clone(),
         state.media.clone(),
-        crate::create::providers(&config.create)?,
+        domain::create::providers(&config.create)?,
     );
     Ok(Worker::new(
         state.db.clone(),
@@ -172,7 +172,7 @@ pub fn build_worker(config: &Config, state: &AppState, url: &str) -> Result<Work
         },
     )
     .handle(generate)
-    .handle(crate::uploads::variants::UploadVariantsHandler::new(
+    .handle(domain::uploads::variants::UploadVariantsHandler::new(
         state.db.clone(),
         state.media.clone(),
     )))
@@ -182,11 +182,11 @@ pub fn build_worker(config: &Config, state: &AppState, url: &str) -> Result<Work
 /// time its LISTEN connection is (re)established it first reloads the sessions revoked
 /// within an access-token lifetime, so a revocation committed before this process started,
 /// or while its listener was down, is refused here too.
-pub async fn forward_revocations(url: String, auth: std::sync::Arc<app::accounts::auth::Auth>) {
+pub async fn forward_revocations(url: String, auth: std::sync::Arc<domain::accounts::auth::Auth>) {
     let reload_auth = auth.clone();
-    crate::notify::listen_and_catch_up(
+    domain::db::listener::listen_and_catch_up(
         url,
-        app::accounts::sessions::REVOKED_CHANNEL,
+        domain::accounts::sessions::REVOKED_CHANNEL,
         move |payload| {
             if let Some(id) = payload.and_then(|p| uuid::Uuid::parse_str(p).ok()) {
                 auth.mark_revoked(id);
@@ -202,11 +202,11 @@ pub async fn forward_revocations(url: String, auth: std::sync::Arc<app::accounts
 
 /// Loads the recently revoked sessions into `auth`, retrying every second until it works
 /// (the caller cancels it when the connection goes).
-async fn reload_revocations(client: &tokio_postgres::Client, auth: &app::accounts::auth::Auth) {
+async fn reload_revocations(client: &tokio_postgres::Client, auth: &domain::accounts::auth::Auth) {
     let within = auth.settings.access_ttl.as_secs_f64();
     loop {
         match client
-            .query(app::accounts::sessions::RECENTLY_REVOKED_SQL, &[&within])
+            .query(domain::accounts::sessions::RECENTLY_REVOKED_SQL, &[&within])
             .await
         {
             Ok(rows) => {

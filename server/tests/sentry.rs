@@ -74,7 +74,7 @@ async fn a_server_error_reaches_sentry_with_its_request_id_and_only_the_user_id(
     let received: Received = Arc::default();
     let port = ingest(received.clone());
     let config = server::telemetry::SentryConfig {
-        dsn: server::secret::Secret::new(format!("http://public@127.0.0.1:{port}/42")),
+        dsn: domain::secret::Secret::new(format!("http://public@127.0.0.1:{port}/42")),
         traces_sample_rate: 1.0,
         environment: "test".into(),
         release: "socialcraft@test".into(),
@@ -151,7 +151,7 @@ async fn a_server_error_reaches_sentry_with_its_request_id_and_only_the_user_id(
         .media
         .put(
             b"\x89PNG\r\n\x1a\nsecret picture".to_vec(),
-            app::media::MediaKind::Png,
+            domain::media::MediaKind::Png,
         )
         .await
         .unwrap();

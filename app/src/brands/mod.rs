@@ -8,19 +8,19 @@
 
 use leptos::prelude::*;
 pub use shared::brands::*;
-use shared::error::AppError;
-use uuid::Uuid;
 
 #[cfg(feature = "ssr")]
-pub mod service;
+use domain::brands::service;
+use shared::error::AppError;
+use uuid::Uuid;
 
 pub mod ui;
 
 /// The signed-in user's kits, by name.
 #[server(endpoint = "brands/list")]
 pub async fn list_brands() -> Result<Vec<Brand>, AppError> {
-    let user = crate::accounts::auth::require_user()?;
-    let state = crate::state::AppState::from_context()?;
+    let user = domain::accounts::auth::require_user()?;
+    let state = domain::state::AppState::from_context()?;
     service::list(&state, user.id).await
 }
 
@@ -33,21 +33,21 @@ pub async fn save_brand(
     font: String,
     logo: Option<String>,
 ) -> Result<Brand, AppError> {
-    let user = crate::accounts::auth::require_user()?;
+    let user = domain::accounts::auth::require_user()?;
     let valid =
         validate_brand(&name, &colors, &font, logo.as_deref()).map_err(AppError::validation)?;
     let id = match id.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
         None => None,
         Some(s) => Some(Uuid::parse_str(s).map_err(|_| AppError::not_found("No such kit."))?),
     };
-    let state = crate::state::AppState::from_context()?;
+    let state = domain::state::AppState::from_context()?;
     service::save(&state, user.id, id, valid).await
 }
 
 /// Deletes one of the user's kits (generations made with it keep their copy).
 #[server(endpoint = "brands/delete")]
 pub async fn delete_brand(id: Uuid) -> Result<(), AppError> {
-    let user = crate::accounts::auth::require_user()?;
-    let state = crate::state::AppState::from_context()?;
+    let user = domain::accounts::auth::require_user()?;
+    let state = domain::state::AppState::from_context()?;
     service::delete(&state, user.id, id).await
 }

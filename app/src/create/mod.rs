@@ -3,30 +3,22 @@
 //! and stores it with its variants; the page follows the progress live.
 //!
 //! What lives where:
-//! - [`validation`], [`formats`]: the rules, shared with the browser.
-//! - [`ui`]: the create page.
-//! - `moderation`, `service`, `records` (server only): the blocklist, what the server functions
-//!   call, and the generation and image records the worker writes.
-//! - The worker's job handler, the providers and the live progress stream are in the `server`
-//!   crate (`server::create`), since they need the renderer and the HTTP stack.
+//! - Here: the server functions and [`ui`], the create page.
+//! - `shared::create`: the rules and formats, the same code in the browser and the server.
+//! - `domain::create` (server only): the blocklist, the service these functions call, the
+//!   records, the `generate` job with its providers and renderer, and the progress stream.
 
 pub use formats::{Format, Rect};
 use leptos::prelude::*;
 pub use shared::create::*;
+
+#[cfg(feature = "ssr")]
+use domain::create::service;
 use shared::error::AppError;
 use uuid::Uuid;
 pub use validation::{Style, Submission, validate_submission};
 
 pub mod ui;
-
-#[cfg(feature = "ssr")]
-pub mod moderation;
-
-#[cfg(feature = "ssr")]
-pub mod records;
-
-#[cfg(feature = "ssr")]
-pub mod service;
 
 /// Validates a submission and queues it. Invalid or blocked input is a 422 naming each
 /// failing field, and nothing is stored.
@@ -38,7 +30,7 @@ pub async fn submit_generation(
     variations: Option<String>,
     brand: Option<String>,
 ) -> Result<GenerationView, AppError> {
-    let user = crate::accounts::auth::require_user()?;
+    let user = domain::accounts::auth::require_user()?;
     let brand = match brand.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
         None => None,
         Some(s) => Some(Uuid::parse_str(s).map_err(|_| {
@@ -56,7 +48,7 @@ pub async fn submit_generation(
         variations.as_deref().unwrap_or(""),
     )
     .map_err(AppError::validation)?;
-    let state = crate::state::AppState::from_context()?;
+    let state = domain::state::AppState::from_context()?;
     service::submit_with_brand(&state, user, valid, brand).await
 }
 
@@ -64,8 +56,8 @@ pub async fn submit_generation(
 /// stream breaks. Somebody else's is 404, like one that does not exist.
 #[server(endpoint = "generations/status")]
 pub async fn get_generation(id: Uuid) -> Result<GenerationView, AppError> {
-    let user = crate::accounts::auth::require_user()?;
-    let state = crate::state::AppState::from_context()?;
+    let user = domain::accounts::auth::require_user()?;
+    let state = domain::state::AppState::from_context()?;
     service::view(&state, user.id, id)
         .await?
         .ok_or_else(|| AppError::not_found("No such generation."))
@@ -74,9 +66,9 @@ pub async fn get_generation(id: Uuid) -> Result<GenerationView, AppError> {
 /// The signed-in creator's most recent generations, newest first (none when signed out).
 #[server(endpoint = "generations/recent")]
 pub async fn recent_generations() -> Result<Vec<GenerationView>, AppError> {
-    let Some(user) = crate::accounts::auth::current_user() else {
+    let Some(user) = domain::accounts::auth::current_user() else {
         return Ok(Vec::new());
     };
-    let state = crate::state::AppState::from_context()?;
+    let state = domain::state::AppState::from_context()?;
     service::recent(&state, user.id, RECENT_LIMIT).await
 }

@@ -2,9 +2,10 @@
 //! (download, share, delete) and ratings.
 //!
 //! What lives where:
-//! - [`ui`]: the two galleries with their infinite scroll, and the image page.
-//! - `cursor` (server only): the opaque, signed keyset cursor.
-//! - `records`, `service` (server only): the queries and what the server functions call.
+//! - Here: the server functions and [`ui`], the two galleries with their infinite scroll and
+//!   the image page; the cards and pages they carry are `shared::gallery`.
+//! - `domain::gallery` (server only): the signed keyset cursor, the queries, and the service
+//!   these functions call.
 //!
 //! Pages are keyset pages on `(created_at, id)`, newest first, so page 500 costs what page 1
 //! does and images arriving while someone scrolls neither repeat nor hide others.
@@ -12,16 +13,10 @@
 use leptos::prelude::*;
 use shared::error::AppError;
 pub use shared::gallery::*;
+
+#[cfg(feature = "ssr")]
+use domain::gallery::service;
 use uuid::Uuid;
-
-#[cfg(feature = "ssr")]
-pub mod cursor;
-
-#[cfg(feature = "ssr")]
-pub mod records;
-
-#[cfg(feature = "ssr")]
-pub mod service;
 
 pub mod ui;
 
@@ -29,9 +24,9 @@ pub mod ui;
 /// gallery, another account or tampered with is a 400. "My images" needs a signed-in user.
 #[server(endpoint = "gallery/page")]
 pub async fn gallery_page(scope: Scope, after: Option<String>) -> Result<Page, AppError> {
-    let state = crate::state::AppState::from_context()?;
+    let state = domain::state::AppState::from_context()?;
     let viewer = match scope {
-        Scope::Mine => Some(crate::accounts::auth::require_user()?.id),
+        Scope::Mine => Some(domain::accounts::auth::require_user()?.id),
         Scope::Explore => None,
     };
     service::page(
@@ -46,8 +41,8 @@ pub async fn gallery_page(scope: Scope, after: Option<String>) -> Result<Page, A
 /// The image page: the owner always sees it, anyone sees it once shared; otherwise 404.
 #[server(endpoint = "gallery/image")]
 pub async fn get_image(id: Uuid) -> Result<ImageDetail, AppError> {
-    let state = crate::state::AppState::from_context()?;
-    let viewer = crate::accounts::auth::current_user().map(|u| u.id);
+    let state = domain::state::AppState::from_context()?;
+    let viewer = domain::accounts::auth::current_user().map(|u| u.id);
     service::detail(&state, viewer, id)
         .await?
         .ok_or_else(|| AppError::not_found("No such image, or it is not shared."))
@@ -56,16 +51,16 @@ pub async fn get_image(id: Uuid) -> Result<ImageDetail, AppError> {
 /// Rates an image the viewer can see (1 to 5 stars; 0 clears their rating).
 #[server(endpoint = "gallery/rate")]
 pub async fn rate_image(id: Uuid, stars: String) -> Result<RatingView, AppError> {
-    let user = crate::accounts::auth::require_user()?;
+    let user = domain::accounts::auth::require_user()?;
     let stars = parse_stars(&stars).map_err(|e| AppError::validation(vec![e]))?;
-    let state = crate::state::AppState::from_context()?;
+    let state = domain::state::AppState::from_context()?;
     service::rate(&state, user.id, id, stars).await
 }
 
 /// Shares the viewer's image on Explore (`public` = `"true"`) or makes it private again.
 #[server(endpoint = "gallery/share")]
 pub async fn share_image(id: Uuid, public: String) -> Result<bool, AppError> {
-    let user = crate::accounts::auth::require_user()?;
+    let user = domain::accounts::auth::require_user()?;
     let public = match public.as_str() {
         "true" => true,
         "false" => false,
@@ -77,7 +72,7 @@ pub async fn share_image(id: Uuid, public: String) -> Result<bool, AppError> {
             )]));
         }
     };
-    let state = crate::state::AppState::from_context()?;
+    let state = domain::state::AppState::from_context()?;
     service::share(&state, user.id, id, public).await?;
     Ok(public)
 }
@@ -86,8 +81,8 @@ pub async fn share_image(id: Uuid, public: String) -> Result<bool, AppError> {
 /// then goes to "My images".
 #[server(endpoint = "gallery/delete")]
 pub async fn delete_image(id: Uuid) -> Result<(), AppError> {
-    let user = crate::accounts::auth::require_user()?;
-    let state = crate::state::AppState::from_context()?;
+    let user = domain::accounts::auth::require_user()?;
+    let state = domain::state::AppState::from_context()?;
     service::delete(&state, user.id, id).await?;
     leptos_axum::redirect("/gallery?deleted=1");
     Ok(())

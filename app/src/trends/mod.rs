@@ -3,25 +3,18 @@
 //! page shows the top ones; choosing one fills the prompt.
 //!
 //! What lives where:
-//! - [`rank`] (server only): the hot-rank, a pure function of events and a clock.
-//! - [`feed`] (server only): parsing JSON and CSV feeds, reporting bad rows by line.
-//! - `service` (server only): reads the events, caches the ranking, stores imports.
+//! - Here: the server function the create page calls.
+//! - `domain::trends` (server only): `rank`, the hot-rank (a pure function of events and a
+//!   clock); `feed`, parsing JSON and CSV feeds with bad rows reported by line; `service`,
+//!   which reads the events, caches the ranking and stores imports; `imports`, the CLI and
+//!   admin import and the background refresh.
 
 pub use shared::trends::*;
-
-#[cfg(feature = "ssr")]
-pub mod feed;
-
-#[cfg(feature = "ssr")]
-pub mod rank;
-
-#[cfg(feature = "ssr")]
-pub mod service;
 
 /// The top trends right now, hottest first (the same for everyone, served from a cache).
 #[leptos::server(endpoint = "trends/top")]
 pub async fn top_trends() -> Result<Vec<Trend>, shared::error::AppError> {
-    let state = crate::state::AppState::from_context()?;
-    let all = state.trends.top(&state).await?;
+    let state = domain::state::AppState::from_context()?;
+    let all = state.trends.top(&state.db).await?;
     Ok(all.iter().take(TOP_LIMIT).cloned().collect())
 }

@@ -1,6 +1,6 @@
 //! Uploads: files a creator brings (logos, photos, artwork) for brand kits and later use.
 //!
-//! The flow (the host's `PUT /api/uploads/{token}` does the middle step):
+//! The flow (`domain::uploads::ingest`, behind `PUT /api/uploads/{token}`, does the middle step):
 //! 1. The browser asks [`request_upload`] for an upload URL, declaring the file's name, size,
 //!    type and optionally its SHA-256. Obvious problems (too big, empty, a type we never take,
 //!    over the storage quota) are refused here, beside the file, before any byte moves.
@@ -17,16 +17,10 @@
 use leptos::prelude::*;
 use shared::error::AppError;
 pub use shared::uploads::*;
+
+#[cfg(feature = "ssr")]
+use domain::uploads::service;
 use uuid::Uuid;
-
-#[cfg(feature = "ssr")]
-pub mod records;
-
-#[cfg(feature = "ssr")]
-pub mod service;
-
-#[cfg(feature = "ssr")]
-pub mod token;
 
 pub mod ui;
 
@@ -39,8 +33,8 @@ pub async fn request_upload(
     mime: String,
     sha256: Option<String>,
 ) -> Result<Ticket, AppError> {
-    let user = crate::accounts::auth::require_user()?;
-    let state = crate::state::AppState::from_context()?;
+    let user = domain::accounts::auth::require_user()?;
+    let state = domain::state::AppState::from_context()?;
     let declared = check_declared(
         &filename,
         size,
@@ -54,16 +48,16 @@ pub async fn request_upload(
 /// The signed-in user's uploads, newest first, with their storage use.
 #[server(endpoint = "assets/list")]
 pub async fn list_assets() -> Result<AssetList, AppError> {
-    let user = crate::accounts::auth::require_user()?;
-    let state = crate::state::AppState::from_context()?;
+    let user = domain::accounts::auth::require_user()?;
+    let state = domain::state::AppState::from_context()?;
     service::list(&state, &user).await
 }
 
 /// One of the signed-in user's uploads (the page polls it while variants are made).
 #[server(endpoint = "assets/get")]
 pub async fn get_asset(id: Uuid) -> Result<Asset, AppError> {
-    let user = crate::accounts::auth::require_user()?;
-    let state = crate::state::AppState::from_context()?;
+    let user = domain::accounts::auth::require_user()?;
+    let state = domain::state::AppState::from_context()?;
     service::get(&state, user.id, id)
         .await?
         .ok_or_else(|| AppError::not_found("No such upload."))
@@ -73,7 +67,7 @@ pub async fn get_asset(id: Uuid) -> Result<Asset, AppError> {
 /// same content.
 #[server(endpoint = "assets/delete")]
 pub async fn delete_asset(id: Uuid) -> Result<(), AppError> {
-    let user = crate::accounts::auth::require_user()?;
-    let state = crate::state::AppState::from_context()?;
+    let user = domain::accounts::auth::require_user()?;
+    let state = domain::state::AppState::from_context()?;
     service::delete(&state, user.id, id).await
 }

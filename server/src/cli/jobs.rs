@@ -32,7 +32,7 @@ pub async fn run(config: Config, command: JobsCommand) -> Result<(), String> {
 pub async fn dead(config: Config, limit: i64) -> Result<(), String> {
     let dead = with_database(&config, |url| async move {
         let mut conn = connect(&url).await?;
-        app::jobs::list_dead(&mut conn, limit)
+        domain::jobs::list_dead(&mut conn, limit)
             .await
             .map_err(|e| e.to_string())
     })
@@ -58,7 +58,7 @@ pub async fn dead(config: Config, limit: i64) -> Result<(), String> {
 pub async fn retry(config: Config, id: i64) -> Result<(), String> {
     let revived = with_database(&config, |url| async move {
         let mut conn = connect(&url).await?;
-        app::jobs::retry_dead(&mut conn, id)
+        domain::jobs::retry_dead(&mut conn, id)
             .await
             .map_err(|e| e.to_string())
     })

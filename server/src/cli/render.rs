@@ -10,9 +10,9 @@ pub fn render(
     out: &std::path::Path,
     width: Option<u32>,
 ) -> std::process::ExitCode {
-    use crate::create::provider::{ImageRequest, render_builtin};
-    use crate::create::variants;
     use app::create::validate_submission;
+    use domain::create::provider::{ImageRequest, render_builtin};
+    use domain::create::variants;
     let fail = |msg: String| {
         eprintln!("socialcraft render: {msg}");
         std::process::ExitCode::from(2)

@@ -9,20 +9,20 @@
 
 use std::time::Instant;
 
-use app::create::records::NewImage;
 use app::create::{Format, Style};
-use app::db::schema::{generations, image_ratings, images, media_blobs, users};
-use app::media::{MediaKind, MediaStore};
 use chrono::{TimeDelta, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use domain::create::records::NewImage;
+use domain::db::schema::{generations, image_ratings, images, media_blobs, users};
+use domain::media::{MediaKind, MediaStore};
 use uuid::Uuid;
 
 use crate::config::Config;
-use crate::create::provider::{ImageRequest, render_builtin};
-use crate::create::variants;
-use crate::splitmix::SplitMix64;
 use crate::wiring::{connect, with_database};
+use domain::create::provider::{ImageRequest, render_builtin};
+use domain::create::variants;
+use domain::splitmix::SplitMix64;
 
 /// Seed creators' emails: `seed-creator-{n}@socialcraft.invalid` (a reserved domain).
 pub const CREATORS: usize = 5;
@@ -355,9 +355,9 @@ pub async fn seed(
 
 /// `socialcraft seed --images N`.
 pub async fn run(config: Config, images: usize) -> Result<(), String> {
-    let media = crate::storage::media_store(&config.data_dir, &config.storage)?;
+    let media = domain::media::storage::media_store(&config.data_dir, &config.storage)?;
     let seeded = with_database(&config, |url| async move {
-        crate::db::run_migrations(&url).await?;
+        domain::db::pool::run_migrations(&url).await?;
         let mut conn = connect(&url).await?;
         seed(&mut conn, &media, images).await
     })

@@ -1,7 +1,7 @@
 //! `serve`, `migrate` and `worker`: the long-running commands, with the hourly sweepers a
 //! web process runs beside its listener.
 
-use app::state::AppState;
+use domain::state::AppState;
 use leptos_config::LeptosOptions;
 use tokio::sync::watch;
 
@@ -14,7 +14,7 @@ use crate::wiring::{
 /// `socialcraft migrate`: applies pending migrations and exits.
 pub async fn migrate(config: Config) -> Result<(), String> {
     let applied = with_database(&config, |url| async move {
-        crate::db::run_migrations(&url).await
+        domain::db::pool::run_migrations(&url).await
     })
     .await?;
     if applied.is_empty() {
@@ -37,15 +37,15 @@ pub async fn serve(config: Config) -> Result<(), String> {
 
 async fn serve_with(config: &Config, db: &Database, options: LeptosOptions) -> Result<(), String> {
     if config.database.run_migrations {
-        let applied = crate::db::run_migrations(&db.url).await?;
+        let applied = domain::db::pool::run_migrations(&db.url).await?;
         if !applied.is_empty() {
             tracing::info!(applied = ?applied, "migrations applied");
         }
     }
-    let pool = crate::db::build_pool_for(&db.url, &config.database)?;
+    let pool = domain::db::pool::build_pool_for(&db.url, &config.database)?;
     let state = build_state(config, pool.clone())?;
     // Live progress streams hear about changes made by any worker process.
-    let forwarder = tokio::spawn(crate::create::events::forward_changes(
+    let forwarder = tokio::spawn(domain::create::events::forward_changes(
         db.url.clone(),
         state.changes.clone(),
     ));
@@ -72,7 +72,7 @@ async fn serve_with(config: &Config, db: &Database, options: LeptosOptions) -> R
     );
     let sweeper = tokio::spawn(sweep_sessions(state.clone()));
     let media_sweeper = tokio::spawn(sweep_media(state.clone()));
-    let trends = tokio::spawn(crate::trends::refresh_loop(
+    let trends = tokio::spawn(domain::trends::refresh_loop(
         state.clone(),
         config.trends.refresh,
     ));
@@ -136,7 +136,7 @@ async fn serve_with(config: &Config, db: &Database, options: LeptosOptions) -> R
 pub async fn worker(config: Config) -> Result<(), String> {
     let config = &config;
     with_database(config, |url| async move {
-        let pool = crate::db::build_pool_for(&url, &config.database)?;
+        let pool = domain::db::pool::build_pool_for(&url, &config.database)?;
         let state = build_state(config, pool)?;
         let (stop_tx, stop_rx) = watch::channel(false);
         tokio::spawn(async move {
@@ -164,12 +164,12 @@ async fn sweep_media(state: AppState) {
     loop {
         tick.tick().await;
         // Contents whose owners' accounts went first, so their files join the sweep.
-        match app::uploads::service::sweep(&state, std::time::Duration::from_secs(600)).await {
+        match domain::uploads::service::sweep(&state, std::time::Duration::from_secs(600)).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(files = n, "unreferenced uploads swept"),
             Err(e) => tracing::warn!(error = %e, "upload sweep failed"),
         }
-        match app::gallery::service::sweep(&state, std::time::Duration::from_secs(600)).await {
+        match domain::gallery::service::sweep(&state, std::time::Duration::from_secs(600)).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(files = n, "unreferenced media swept"),
             Err(e) => tracing::warn!(error = %e, "media sweep failed"),
@@ -187,7 +187,7 @@ async fn sweep_sessions(state: AppState) {
         let Ok(mut conn) = state.conn().await else {
             continue;
         };
-        match app::accounts::sessions::delete_stale(
+        match domain::accounts::sessions::delete_stale(
             &mut conn,
             std::time::Duration::from_secs(86_400),
         )

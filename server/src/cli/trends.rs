@@ -26,14 +26,14 @@ pub async fn run(config: Config, command: TrendsCommand) -> Result<(), String> {
 /// `socialcraft trends import FILE`: imports a JSON or CSV feed, reports skipped rows.
 pub async fn import(config: Config, file: &std::path::Path) -> Result<(), String> {
     let body = std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?;
-    let format = app::trends::feed::FeedFormat::detect(
+    let format = domain::trends::feed::FeedFormat::detect(
         file.file_name().and_then(|n| n.to_str()),
         None,
         &body,
     );
     let report = with_database(&config, |url| async move {
         let mut conn = connect(&url).await?;
-        crate::trends::import(&mut conn, &body, format)
+        domain::trends::import(&mut conn, &body, format)
             .await
             .map_err(|e| e.to_string())
     })

@@ -48,7 +48,7 @@ pub async fn set_tier(config: Config, email: &str, tier: &str) -> Result<(), Str
         .ok_or_else(|| format!("`{tier}` is not one of free, pro, enterprise"))?;
     let found = with_database(&config, |url| async move {
         let mut conn = connect(&url).await?;
-        app::accounts::service::set_tier(&mut conn, email, tier)
+        domain::accounts::service::set_tier(&mut conn, email, tier)
             .await
             .map_err(|e| e.to_string())
     })
@@ -62,19 +62,19 @@ pub async fn set_tier(config: Config, email: &str, tier: &str) -> Result<(), Str
 
 /// `socialcraft users sign-out EMAIL`.
 pub async fn sign_out(config: Config, email: &str) -> Result<(), String> {
-    let auth = app::accounts::auth::Auth::new(config.secret_key.expose(), config.auth.clone());
+    let auth = domain::accounts::auth::Auth::new(config.secret_key.expose(), config.auth.clone());
     let ended = with_database(&config, |url| async move {
         let mut conn = connect(&url).await?;
-        let user = app::accounts::service::find_by_email(&mut conn, email)
+        let user = domain::accounts::service::find_by_email(&mut conn, email)
             .await
             .map_err(|e| e.message)?
             .ok_or_else(|| format!("no account with the email {email}"))?;
-        app::accounts::sessions::end_all(
+        domain::accounts::sessions::end_all(
             &mut conn,
             &auth,
             user.id,
             None,
-            app::accounts::sessions::EndReason::SignedOutEverywhere,
+            domain::accounts::sessions::EndReason::SignedOutEverywhere,
         )
         .await
         .map_err(|e| e.message)
@@ -88,7 +88,7 @@ pub async fn sign_out(config: Config, email: &str) -> Result<(), String> {
 pub async fn set_admin(config: Config, email: &str, admin: bool) -> Result<(), String> {
     let found = with_database(&config, |url| async move {
         let mut conn = connect(&url).await?;
-        app::accounts::service::set_admin(&mut conn, email, admin)
+        domain::accounts::service::set_admin(&mut conn, email, admin)
             .await
             .map_err(|e| e.to_string())
     })

@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use app::accounts::auth::{AuthSettings, MAX_REUSE_GRACE, Plans, TierLimits};
+use domain::accounts::auth::{AuthSettings, MAX_REUSE_GRACE, Plans, TierLimits};
 
 use super::vars::{Vars, err};
 use super::{AppEnv, ConfigError};
@@ -56,7 +56,7 @@ pub(super) fn parse(v: &Vars, env: AppEnv) -> Result<AuthSettings, ConfigError> 
         lockout_window: Duration::from_secs(v.positive("SIGNIN_LOCKOUT_MINUTES", 15)? as u64 * 60),
         hash_concurrency: v.positive(
             "PASSWORD_HASH_CONCURRENCY",
-            app::accounts::auth::default_hash_concurrency(),
+            domain::accounts::auth::default_hash_concurrency(),
         )?,
         hash_queue: v.num("PASSWORD_HASH_QUEUE", 32)?,
         plans,

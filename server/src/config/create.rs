@@ -8,8 +8,8 @@ use std::path::PathBuf;
 
 use super::ConfigError;
 use super::vars::{Vars, check_scheme, err};
-use crate::create::{CreateConfig, OpenAiSettings, ProviderConfig};
-use crate::secret::Secret;
+use domain::create::{CreateConfig, OpenAiSettings, ProviderConfig};
+use domain::secret::Secret;
 
 pub(super) fn parse(v: &Vars) -> Result<CreateConfig, ConfigError> {
     let provider = match v.get("IMAGE_PROVIDER").unwrap_or("builtin") {

@@ -7,8 +7,8 @@ use std::path::PathBuf;
 
 use super::ConfigError;
 use super::vars::{Vars, check_scheme, err};
-use crate::db::DatabaseConfig;
-use crate::secret::Secret;
+use domain::db::pool::DatabaseConfig;
+use domain::secret::Secret;
 
 pub(super) fn parse(v: &Vars, production: bool) -> Result<DatabaseConfig, ConfigError> {
     let url = v.get("DATABASE_URL").map(Secret::new);

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use super::vars::{Vars, check_secret, err};
 use super::{AppEnv, ConfigError};
-use crate::secret::{MIN_SECRET_LEN, Secret, random_hex};
+use domain::secret::{MIN_SECRET_LEN, Secret, random_hex};
 
 /// The deployment section.
 pub(super) struct Deployment {

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use super::ConfigError;
 use super::vars::Vars;
-use crate::trends::TrendsConfig;
-use crate::uploads::UploadsConfig;
+use domain::trends::TrendsConfig;
+use domain::uploads::UploadsConfig;
 
 pub(super) fn trends(v: &Vars) -> Result<TrendsConfig, ConfigError> {
     Ok(TrendsConfig {

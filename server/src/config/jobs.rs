@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use super::ConfigError;
 use super::vars::Vars;
-use crate::worker::WorkerSettings;
+use domain::jobs::worker::WorkerSettings;
 
 pub(super) fn parse(v: &Vars) -> Result<WorkerSettings, ConfigError> {
     Ok(WorkerSettings {

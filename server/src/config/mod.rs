@@ -2,7 +2,7 @@
 //! validated before anything starts. Every error names the variable to fix.
 //!
 //! One file per section; each lists the variables it reads in its header and parses them
-//! into the settings type of the feature that uses them (`crate::db::DatabaseConfig`,
+//! into the settings type of the feature that uses them (`domain::db::pool::DatabaseConfig`,
 //! `crate::web::ratelimit::Limits`, ...). Configuration imports the features' types, never the
 //! reverse: a feature takes its own settings, not the whole [`Config`]. `vars.rs` holds the
 //! typed getters every section uses.
@@ -30,7 +30,7 @@ pub use backup::BackupConfig;
 pub use http::HttpConfig;
 pub use observability::ObservabilityConfig;
 
-use crate::secret::Secret;
+use domain::secret::Secret;
 use vars::{Vars, err};
 
 /// Which kind of deployment this is.
@@ -66,13 +66,13 @@ pub struct Config {
     /// production, generated per process otherwise.
     pub secret_key: Secret,
     /// Database settings.
-    pub database: crate::db::DatabaseConfig,
+    pub database: domain::db::pool::DatabaseConfig,
     /// Job worker settings.
-    pub worker: crate::worker::WorkerSettings,
+    pub worker: domain::jobs::worker::WorkerSettings,
     /// Media storage.
-    pub storage: crate::storage::StorageConfig,
+    pub storage: domain::media::storage::StorageConfig,
     /// Create settings.
-    pub create: crate::create::CreateConfig,
+    pub create: domain::create::CreateConfig,
     /// HTTP hardening.
     pub http: HttpConfig,
     /// Rate limits.
@@ -80,11 +80,11 @@ pub struct Config {
     /// Where rate limits are counted: in process, or in Redis shared by every instance.
     pub rate_limit_store: crate::web::ratelimit::RateLimitStore,
     /// Sessions, sign-in lockout and tier allowances (see `accounts.rs` for the variables).
-    pub auth: app::accounts::auth::AuthSettings,
+    pub auth: domain::accounts::auth::AuthSettings,
     /// Trends ranking.
-    pub trends: crate::trends::TrendsConfig,
+    pub trends: domain::trends::TrendsConfig,
     /// Uploads.
-    pub uploads: crate::uploads::UploadsConfig,
+    pub uploads: domain::uploads::UploadsConfig,
     /// Metrics, Sentry and readiness.
     pub observability: ObservabilityConfig,
     /// Database backups.

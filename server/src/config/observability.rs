@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use super::vars::{Vars, check_secret, err};
 use super::{AppEnv, ConfigError};
-use crate::secret::Secret;
 use crate::telemetry::{LogConfig, LogFormat, SentryConfig};
+use domain::secret::Secret;
 
 /// Metrics, error reporting and readiness.
 #[derive(Clone, Debug)]

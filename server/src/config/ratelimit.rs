@@ -8,12 +8,12 @@
 
 use std::time::Duration;
 
-use app::accounts::auth::Plans;
+use domain::accounts::auth::Plans;
 
 use super::ConfigError;
 use super::vars::{Vars, check_scheme, err};
-use crate::secret::Secret;
 use crate::web::ratelimit::{Limits, RateLimitStore, RedisConfig};
+use domain::secret::Secret;
 
 pub(super) fn limits(v: &Vars, plans: &Plans) -> Result<Limits, ConfigError> {
     let mut trusted_proxies = Vec::new();

@@ -5,8 +5,8 @@
 
 use super::ConfigError;
 use super::vars::{Vars, check_scheme, err};
-use crate::secret::Secret;
-use crate::storage::{S3Config, StorageConfig};
+use domain::media::storage::{S3Config, StorageConfig};
+use domain::secret::Secret;
 
 pub(super) fn parse(v: &Vars) -> Result<StorageConfig, ConfigError> {
     match v.get("STORAGE_PROVIDER").unwrap_or("local") {

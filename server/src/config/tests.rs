@@ -6,11 +6,11 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::{AppEnv, Config};
-use crate::create::ProviderConfig;
-use crate::secret::MIN_SECRET_LEN;
-use crate::storage::StorageConfig;
 use crate::telemetry::LogFormat;
 use crate::web::ratelimit::RateLimitStore;
+use domain::create::ProviderConfig;
+use domain::media::storage::StorageConfig;
+use domain::secret::MIN_SECRET_LEN;
 
 const GOOD_SECRET: &str = "q8Zr2LmT5vX9cB1nH4kW7pD0sF3gJ6aE";
 
@@ -39,7 +39,7 @@ fn development_needs_nothing() {
 fn the_refresh_grace_window_is_two_seconds_at_most_and_lockouts_have_two_ceilings() {
     let c = Config::from_map(&vars(&[])).unwrap();
     assert_eq!(c.auth.reuse_grace, Duration::from_secs(2));
-    assert!(app::accounts::auth::AuthSettings::default().reuse_grace <= Duration::from_secs(2));
+    assert!(domain::accounts::auth::AuthSettings::default().reuse_grace <= Duration::from_secs(2));
     let c = Config::from_map(&vars(&[("REFRESH_REUSE_GRACE_SECS", "0")])).unwrap();
     assert_eq!(c.auth.reuse_grace, Duration::ZERO);
     let e = Config::from_map(&vars(&[("REFRESH_REUSE_GRACE_SECS", "3")])).unwrap_err();

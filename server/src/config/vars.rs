@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use super::ConfigError;
-use crate::secret::MIN_SECRET_LEN;
+use domain::secret::MIN_SECRET_LEN;
 
 /// The variables given to [`super::Config::from_map`]; blank values count as unset.
 pub(super) struct Vars<'a>(pub(super) &'a HashMap<String, String>);

@@ -51,13 +51,13 @@ pub(crate) async fn request_context(mut req: Request, next: Next) -> Response {
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.contains("application/json") && !v.contains("text/html"));
     let route = route_label(&req, &path);
-    let method = crate::metrics::method_label(req.method());
+    let method = domain::metrics::method_label(req.method());
     // The path without its capabilities (media keys, upload tokens); never the query, which
     // may hold a cursor or a prompt.
     let logged_path = crate::telemetry::redact_path(&path).into_owned();
     let span = tracing::info_span!("request", request_id = %id, method = %req.method(), path = %logged_path);
     let started = Instant::now();
-    let in_flight = crate::metrics::InFlight::start();
+    let in_flight = domain::metrics::InFlight::start();
     // Without a Sentry client these do nothing.
     sentry::configure_scope(|scope| {
         scope.set_tag("request_id", &id);
@@ -92,7 +92,7 @@ pub(crate) async fn request_context(mut req: Request, next: Next) -> Response {
 
     let status = res.status().as_u16();
     let took = started.elapsed();
-    crate::metrics::global().observe_request(&route, method, status, took);
+    domain::metrics::global().observe_request(&route, method, status, took);
     if status >= 500
         && !is_probe(&path)
         && !report.reported.load(std::sync::atomic::Ordering::Relaxed)
@@ -248,7 +248,11 @@ pub(crate) async fn sentry_user(
     req: Request,
     next: Next,
 ) -> Response {
-    if enabled && let Some(user) = req.extensions().get::<app::accounts::auth::CurrentUser>() {
+    if enabled
+        && let Some(user) = req
+            .extensions()
+            .get::<domain::accounts::auth::CurrentUser>()
+    {
         crate::telemetry::set_request_user(user.id.to_string());
     }
     next.run(req).await

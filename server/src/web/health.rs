@@ -5,11 +5,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use app::state::AppState;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use domain::state::AppState;
 use serde_json::{Map, Value, json};
 
 /// The chunk loader `cargo leptos build --split` writes beside the bundle (the underscores
@@ -223,7 +223,7 @@ async fn run_checks(state: &AppState, settings: &ReadySettings) -> Report {
         }
     };
     let (status, storage, jobs, configuration, rate_limit_store) = tokio::join!(
-        crate::db::check(&state.db, timeout),
+        domain::db::pool::check(&state.db, timeout),
         storage_check(state, timeout),
         jobs_check(state, settings),
         configuration_check(settings),
@@ -293,7 +293,7 @@ async fn storage_check(state: &AppState, timeout: Duration) -> Option<String> {
 async fn jobs_check(state: &AppState, settings: &ReadySettings) -> Option<String> {
     let probe = async {
         let mut conn = state.db.get().await.map_err(|e| e.to_string())?;
-        app::jobs::oldest_ready_age(&mut conn)
+        domain::jobs::oldest_ready_age(&mut conn)
             .await
             .map_err(|e| e.to_string())
     };

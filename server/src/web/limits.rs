@@ -86,7 +86,7 @@ pub(crate) async fn body_limit(
         Some(crate::web::ratelimit::Group::Auth) => AUTH_MAX_BODY_BYTES.min(max),
         Some(crate::web::ratelimit::Group::Upload) => limits.upload,
         // Trend feeds are files; only administrators get past `admin_only`.
-        _ if admin => crate::trends::MAX_FEED_BYTES,
+        _ if admin => domain::trends::MAX_FEED_BYTES,
         _ => max,
     };
     if !admin && declared_length(req.headers()).is_some_and(|n| n > limit as u64) {
@@ -112,7 +112,7 @@ pub(crate) async fn body_limit(
     });
     let res = next.run(req).await;
     if stalled.load(std::sync::atomic::Ordering::Relaxed) {
-        crate::metrics::global().http_body_timeouts.inc();
+        domain::metrics::global().http_body_timeouts.inc();
         let mut res = coded(
             StatusCode::REQUEST_TIMEOUT,
             ErrorCode::BadRequest,

@@ -1,11 +1,11 @@
 //! `/media/*`: stored pictures, public or private, with their caching and the media
 //! content security policy.
 
-use app::state::AppState;
 use axum::body::Body;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::IntoResponse;
 use axum::response::Response;
+use domain::state::AppState;
 
 /// How a file that a shared image uses is cached: for a year, by anyone. Its key is
 /// content-addressed, so the bytes at it never change.
@@ -18,7 +18,7 @@ pub(crate) const MEDIA_PRIVATE: &str = "private, max-age=0, must-revalidate";
 
 /// `GET /media/{key}`: a stored file, streamed from the store (never read whole into memory),
 /// all of it or one byte range (206; several ranges are refused with 416, see
-/// `app::media::resolve_range`). The content hash in the key is the ETag.
+/// `domain::media::resolve_range`). The content hash in the key is the ETag.
 ///
 /// The URL is the capability (no session is checked): keys carry a random prefix, and
 /// unsharing an image moves it to a new one. What is cached publicly is decided from
@@ -30,14 +30,14 @@ pub(crate) async fn media(
     axum::extract::Path(key): axum::extract::Path<String>,
     headers: axum::http::HeaderMap,
 ) -> Response {
-    let Some(parts) = app::media::parse_key(&key) else {
+    let Some(parts) = domain::media::parse_key(&key) else {
         return StatusCode::NOT_FOUND.into_response();
     };
     let etag = format!("\"{}\"", parts.sha256);
     // Straight from the pool, not `state.conn()`: a file is still served (as private) without
     // the database, so its absence is a warning here, not an error to report.
     let uses = match state.db.get().await {
-        Ok(mut conn) => app::gallery::records::blob_uses(&mut conn, &key)
+        Ok(mut conn) => domain::gallery::records::blob_uses(&mut conn, &key)
             .await
             // The key is a capability: logs name the content by its hash only.
             .map_err(|e| tracing::warn!(error = %e, sha256 = %parts.sha256, "media: could not read its uses")),
@@ -59,7 +59,7 @@ pub(crate) async fn media(
         ),
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
     ];
-    let unavailable = |e: app::media::MediaError| {
+    let unavailable = |e: domain::media::MediaError| {
         tracing::error!(error = %e, sha256 = %parts.sha256, "could not read media");
         StatusCode::SERVICE_UNAVAILABLE.into_response()
     };
@@ -89,10 +89,10 @@ pub(crate) async fn media(
             Ok(None) => return StatusCode::NOT_FOUND.into_response(),
             Err(e) => return unavailable(e),
         };
-        match app::media::resolve_range(value, size) {
-            app::media::RangeAnswer::Whole => {}
-            app::media::RangeAnswer::Part(r) => range = Some(r),
-            app::media::RangeAnswer::Unsatisfiable | app::media::RangeAnswer::Multiple => {
+        match domain::media::resolve_range(value, size) {
+            domain::media::RangeAnswer::Whole => {}
+            domain::media::RangeAnswer::Part(r) => range = Some(r),
+            domain::media::RangeAnswer::Unsatisfiable | domain::media::RangeAnswer::Multiple => {
                 return (
                     StatusCode::RANGE_NOT_SATISFIABLE,
                     cache,

@@ -1,17 +1,17 @@
 //! The metrics endpoints: `/metrics` on the main listener behind a token, and the separate
 //! metrics listener (`METRICS_ADDR`) with `/metrics`, `/api/health` and `/ready`. The
-//! registry itself is `crate::metrics`; what only a scrape reads (queue depth, pool, rate
+//! registry itself is `domain::metrics`; what only a scrape reads (queue depth, pool, rate
 //! limiter sizes) is gathered here.
 
-use crate::metrics::{KindLabels, global};
 use axum::response::IntoResponse;
+use domain::metrics::{KindLabels, global};
 use std::time::Duration;
 
-use app::state::AppState;
 use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
+use domain::state::AppState;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -209,7 +209,7 @@ pub async fn render(sources: &ScrapeSources) -> String {
 
 /// `GET /metrics` on the main listener: only with the configured bearer token.
 pub async fn scrape_with_token(
-    State((sources, token)): State<(ScrapeSources, crate::secret::Secret)>,
+    State((sources, token)): State<(ScrapeSources, domain::secret::Secret)>,
     headers: HeaderMap,
 ) -> Response {
     let given = headers

@@ -15,13 +15,13 @@ pub mod session;
 
 use crate::web::ratelimit::RateLimits;
 use crate::web::security::Security;
-use app::state::AppState;
 use app::{App, shell};
 use axum::Router;
 use axum::extract::Request;
 use axum::middleware::{self};
 use axum::routing::get;
 use context::{request_context, sentry_user, server_fn_error_status};
+use domain::state::AppState;
 use leptos::prelude::*;
 use leptos_axum::{LeptosRoutes, generate_route_list};
 use limits::{BodyLimits, PAGE_BODY_IDLE_TIMEOUT, Timeouts, body_limit, header_limit, timeout};
@@ -61,9 +61,9 @@ pub fn routes(state: AppState, leptos_options: LeptosOptions, settings: &HttpSet
         )
         .route(
             "/api/generations/{id}/events",
-            get(crate::create::events::generation_events).with_state((
+            get(domain::create::events::generation_events).with_state((
                 state.clone(),
-                crate::create::events::EventStreams::new(
+                domain::create::events::EventStreams::new(
                     settings.connections.event_streams_per_user,
                 ),
             )),
@@ -72,12 +72,12 @@ pub fn routes(state: AppState, leptos_options: LeptosOptions, settings: &HttpSet
         // costs a session check, not 8 MB read into memory.
         .route(
             "/api/admin/trends/import",
-            axum::routing::post(crate::trends::admin_import)
+            axum::routing::post(domain::trends::admin_import)
                 .layer(middleware::from_fn_with_state(state.clone(), admin_only)),
         )
         .route(
             "/api/uploads/{token}",
-            axum::routing::put(crate::uploads::put_upload),
+            axum::routing::put(domain::uploads::put_upload),
         )
         .route("/media/{*key}", get(media));
     let api = match &settings.metrics_token {
@@ -136,7 +136,7 @@ pub struct HttpSettings {
     /// What `/api/ready` checks besides the database and storage.
     pub ready: crate::web::health::ReadySettings,
     /// With a token, `/metrics` is served on this listener to requests bearing it.
-    pub metrics_token: Option<crate::secret::Secret>,
+    pub metrics_token: Option<domain::secret::Secret>,
     /// Report errors and sampled traces to Sentry (the client is set up in `main`).
     pub sentry: bool,
     /// Visitor pages kept rendered for a moment.

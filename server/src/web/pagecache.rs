@@ -66,7 +66,7 @@ struct Inner {
     entries: RwLock<HashMap<String, Arc<Entry>>>,
     refreshing: Mutex<HashSet<String>>,
     settings: PageCacheSettings,
-    gallery: Arc<app::gallery::service::Gallery>,
+    gallery: Arc<domain::gallery::cache::Gallery>,
     cookies: [&'static str; 2],
 }
 
@@ -76,7 +76,7 @@ pub struct PageCache(Arc<Inner>);
 
 impl PageCache {
     /// A cache for `state`'s pages.
-    pub fn new(state: &app::state::AppState, settings: PageCacheSettings) -> Self {
+    pub fn new(state: &domain::state::AppState, settings: PageCacheSettings) -> Self {
         Self(Arc::new(Inner {
             entries: RwLock::new(HashMap::new()),
             refreshing: Mutex::new(HashSet::new()),
@@ -272,7 +272,7 @@ pub async fn serve(State(cache): State<PageCache>, req: Request, next: Next) -> 
     let Some(key) = cache.key(&req) else {
         return next.run(req).await;
     };
-    let metrics = crate::metrics::global();
+    let metrics = domain::metrics::global();
     let version = cache.0.gallery.public_version();
     let mut _refreshing = None;
     if let Some(entry) = cache.get(&key)
@@ -456,7 +456,7 @@ mod tests {
         let vars = [("DATA_DIR".to_owned(), dir.display().to_string())].into();
         let config = crate::config::Config::from_map(&vars).unwrap();
         // Never connected: the cache needs the state's gallery version, not its database.
-        let pool = crate::db::build_pool(
+        let pool = domain::db::pool::build_pool(
             "postgres://none:none@127.0.0.1:9/none",
             1,
             Duration::from_secs(1),

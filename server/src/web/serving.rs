@@ -31,7 +31,7 @@
 //! Request bodies that stall are cut off in the middleware (`http::body_limit`), since only
 //! the route knows which body is whose; this loop bounds what happens before a request.
 
-use crate::metrics::Refused;
+use domain::metrics::Refused;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -105,7 +105,7 @@ impl Gate {
             }
             *n += 1;
         }
-        crate::metrics::global().http_connections_open.inc();
+        domain::metrics::global().http_connections_open.inc();
         Ok(Admitted {
             gate: Arc::clone(self),
             key,
@@ -171,7 +171,7 @@ impl Drop for Admitted {
             }
         }
         self.gate.open.fetch_sub(1, Ordering::AcqRel);
-        crate::metrics::global().http_connections_open.dec();
+        domain::metrics::global().http_connections_open.dec();
     }
 }
 
@@ -226,7 +226,7 @@ pub async fn serve(
         let admitted = match gate.admit(key) {
             Ok(a) => a,
             Err(reason) => {
-                crate::metrics::global().connection_refused(reason);
+                domain::metrics::global().connection_refused(reason);
                 gate.close_refused(stream, reason, rate_limits.refusal_delay());
                 continue;
             }
@@ -243,7 +243,7 @@ pub async fn serve(
             let _admitted = admitted;
             if let Err(e) = conn.await {
                 if e.is_timeout() {
-                    crate::metrics::global().http_header_timeouts.inc();
+                    domain::metrics::global().http_header_timeouts.inc();
                 }
                 tracing::debug!(error = %e, "connection ended with an error");
             }

@@ -3,7 +3,7 @@
 //!
 //! 1. A valid access token (signature, algorithm, expiry, session not revoked here) puts a
 //!    `CurrentUser` in the request's extensions. No database work.
-//! 2. Otherwise a refresh cookie is exchanged (rotation; see `app::accounts::sessions`) and
+//! 2. Otherwise a refresh cookie is exchanged (rotation; see `domain::accounts::sessions`) and
 //!    the new cookies ride on the response. The exchange counts against the per-IP `auth`
 //!    limit, so random refresh cookies cannot be used to hammer the database.
 //! 3. A refresh token that is spent (reuse), unknown or ended clears both cookies: the
@@ -17,14 +17,14 @@
 use super::context::coded;
 use super::limits::{declared_length, payload_too_large};
 use app::accounts::Tier;
-use app::accounts::auth::{ClientIp, CurrentUser, read_cookie, sets_cookie};
-use app::accounts::sessions::{self, Refreshed};
-use app::state::AppState;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::IntoResponse;
 use axum::response::Response;
+use domain::accounts::auth::{ClientIp, CurrentUser, read_cookie, sets_cookie};
+use domain::accounts::sessions::{self, Refreshed};
+use domain::state::AppState;
 use shared::error::ErrorCode;
 
 use crate::web::ratelimit::{Group, RateLimits};
@@ -130,7 +130,7 @@ fn spent_token() -> Response {
 fn append_cookies(
     headers: &mut HeaderMap,
     cookies: &[String],
-    settings: &app::accounts::auth::AuthSettings,
+    settings: &domain::accounts::auth::AuthSettings,
 ) {
     if sets_cookie(headers, settings.access_cookie())
         || sets_cookie(headers, settings.refresh_cookie())
@@ -157,12 +157,12 @@ pub async fn admin_only(
     req: Request,
     next: Next,
 ) -> Response {
-    use app::db::schema::users;
     use diesel::prelude::*;
     use diesel_async::RunQueryDsl;
+    use domain::db::schema::users;
     let Some(user) = req
         .extensions()
-        .get::<app::accounts::auth::CurrentUser>()
+        .get::<domain::accounts::auth::CurrentUser>()
         .copied()
     else {
         return coded(
@@ -198,7 +198,7 @@ pub async fn admin_only(
                 .into_response();
         }
     }
-    if declared_length(req.headers()).is_some_and(|n| n > crate::trends::MAX_FEED_BYTES as u64) {
+    if declared_length(req.headers()).is_some_and(|n| n > domain::trends::MAX_FEED_BYTES as u64) {
         return payload_too_large();
     }
     next.run(req).await

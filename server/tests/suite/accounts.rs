@@ -3,7 +3,7 @@
 
 use crate::support;
 
-use app::accounts::{Tier, service};
+use domain::accounts::{Tier, service};
 use support::TestDb;
 
 #[tokio::test]

@@ -90,10 +90,11 @@ impl Fixture {
     /// Users, seeded generations and images sharing stored pictures, a stray media file.
     async fn populate(&self) {
         let media =
-            server::storage::media_store(&self.config.data_dir, &self.config.storage).unwrap();
+            domain::media::storage::media_store(&self.config.data_dir, &self.config.storage)
+                .unwrap();
         let mut c = self.db.conn().await;
         for email in ["ana@example.com", "ben@example.com"] {
-            app::accounts::service::create(&mut c, email, "correct horse battery")
+            domain::accounts::service::create(&mut c, email, "correct horse battery")
                 .await
                 .expect("account");
         }
@@ -226,8 +227,8 @@ async fn a_backup_verifies_restores_and_refuses_damage() {
     assert_eq!(manifest.tables["images"], 60);
     assert!(manifest.tables["generations"] > 0);
     assert!(manifest.tables["media_blobs"] > 0);
-    assert_eq!(manifest.migrations, server::db::embedded_versions());
-    let media = server::storage::media_store(&f.config.data_dir, &f.config.storage).unwrap();
+    assert_eq!(manifest.migrations, domain::db::pool::embedded_versions());
+    let media = domain::media::storage::media_store(&f.config.data_dir, &f.config.storage).unwrap();
     let listed = media.list().await.unwrap();
     assert_eq!(manifest.media.count, listed.len());
     assert!(

@@ -114,14 +114,14 @@ fn write_seed_corpora() {
 }
 
 mod seeds {
-    use app::accounts::tokens::{AccessClaims, TokenKey};
-    use app::gallery::Scope;
-    use app::gallery::cursor::{CursorKey, Position};
-    use app::uploads::Mime;
-    use app::uploads::token::{UploadClaims, UploadKey};
     use base64::Engine;
     use base64::engine::general_purpose::URL_SAFE_NO_PAD;
     use chrono::DateTime;
+    use domain::accounts::tokens::{AccessClaims, TokenKey};
+    use domain::gallery::Scope;
+    use domain::gallery::cursor::{CursorKey, Position};
+    use domain::uploads::Mime;
+    use domain::uploads::token::{UploadClaims, UploadKey};
     use uuid::Uuid;
 
     use super::targets::SECRET;

@@ -5,13 +5,13 @@ use crate::support;
 
 use std::collections::HashSet;
 
-use app::gallery::{Page, service};
-use app::media::MediaKind;
-use app::state::AppState;
 use axum::Router;
 use axum::http::StatusCode;
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
+use domain::gallery::{Page, service};
+use domain::media::MediaKind;
+use domain::state::AppState;
 use support::{Session, TestDb, form_post, json, send, signed_in, state_for, with_session};
 use uuid::Uuid;
 
@@ -82,7 +82,7 @@ async fn image_with_files(
 
 /// The image's keys as stored now.
 async fn keys_of(db: &TestDb, id: Uuid) -> [String; 4] {
-    use app::db::schema::images;
+    use domain::db::schema::images;
     let mut c = db.conn().await;
     let (a, b, m, f): (String, String, String, String) = images::table
         .find(id)
@@ -152,7 +152,7 @@ async fn unsharing_ends_the_old_urls_and_keeps_the_image_for_its_owner() {
         assert_ne!(o, n);
         let (s, _, _) = fetch_media(&router, o).await;
         assert_eq!(s, StatusCode::NOT_FOUND, "{o} after unsharing");
-        let etag = format!("\"{}\"", app::media::parse_key(o).unwrap().sha256);
+        let etag = format!("\"{}\"", domain::media::parse_key(o).unwrap().sha256);
         let req = axum::http::Request::get(format!("/media/{o}"))
             .header("if-none-match", etag)
             .body(axum::body::Body::empty())
@@ -160,11 +160,11 @@ async fn unsharing_ends_the_old_urls_and_keeps_the_image_for_its_owner() {
         assert_eq!(send(&router, req).await.status(), StatusCode::NOT_FOUND);
         assert!(state.media.get(o).await.unwrap().is_none(), "{o} deleted");
         assert_eq!(
-            app::gallery::records::refs_of(&mut c, o).await.unwrap(),
+            domain::gallery::records::refs_of(&mut c, o).await.unwrap(),
             None
         );
         assert_eq!(
-            app::gallery::records::refs_of(&mut c, n).await.unwrap(),
+            domain::gallery::records::refs_of(&mut c, n).await.unwrap(),
             Some(1)
         );
     }
@@ -202,7 +202,9 @@ async fn unsharing_ends_the_old_urls_and_keeps_the_image_for_its_owner() {
         let (s, cache, _) = fetch_media(&router, key).await;
         assert_eq!((s, cache.as_str()), (StatusCode::OK, PUBLIC), "{key}");
         assert_eq!(
-            app::gallery::records::refs_of(&mut c, key).await.unwrap(),
+            domain::gallery::records::refs_of(&mut c, key)
+                .await
+                .unwrap(),
             Some(1)
         );
     }
@@ -304,7 +306,7 @@ async fn a_stored_unshare_or_delete_is_answered_as_done_whatever_fails_after_it(
     let dir = std::env::temp_dir().join(format!("sc-nodeletes-{}", Uuid::new_v4().simple()));
     std::fs::create_dir_all(&dir).unwrap();
     let local = object_store::local::LocalFileSystem::new_with_prefix(&dir).unwrap();
-    state.media = app::media::MediaStore::from_store(std::sync::Arc::new(NoDeletes(
+    state.media = domain::media::MediaStore::from_store(std::sync::Arc::new(NoDeletes(
         std::sync::Arc::new(local),
     )));
     let router = app(&state);
@@ -324,7 +326,9 @@ async fn a_stored_unshare_or_delete_is_answered_as_done_whatever_fails_after_it(
             "not deletable"
         );
         assert_eq!(
-            app::gallery::records::refs_of(&mut c, key).await.unwrap(),
+            domain::gallery::records::refs_of(&mut c, key)
+                .await
+                .unwrap(),
             Some(0)
         );
         let (s, _, _) = fetch_media(&router, key).await;
@@ -351,7 +355,9 @@ async fn a_stored_unshare_or_delete_is_answered_as_done_whatever_fails_after_it(
     assert_ne!(keys_of(&db, id).await, shared);
     for key in &shared {
         assert_eq!(
-            app::gallery::records::refs_of(&mut c, key).await.unwrap(),
+            domain::gallery::records::refs_of(&mut c, key)
+                .await
+                .unwrap(),
             Some(0)
         );
         let (s, _, _) = fetch_media(&router, key).await;
@@ -367,9 +373,9 @@ async fn a_stored_unshare_or_delete_is_answered_as_done_whatever_fails_after_it(
 
 async fn ids_where(db: &TestDb, filter: &str) -> HashSet<Uuid> {
     let mut c = db.conn().await;
-    app::db::schema::images::table
+    domain::db::schema::images::table
         .filter(diesel::dsl::sql::<diesel::sql_types::Bool>(filter))
-        .select(app::db::schema::images::id)
+        .select(domain::db::schema::images::id)
         .load::<Uuid>(&mut c)
         .await
         .unwrap()
@@ -413,14 +419,14 @@ where
         let (status, body) = page(router, session, scope, after.as_deref()).await;
         assert_eq!(status, StatusCode::OK, "{body}");
         let page: Page = serde_json::from_value(body).unwrap();
-        assert!(page.items.len() <= app::gallery::PAGE_SIZE);
+        assert!(page.items.len() <= domain::gallery::PAGE_SIZE);
         seen.extend(page.items.iter().map(|c| c.id));
         between(n).await;
         match page.next {
             Some(next) => {
                 assert_eq!(
                     page.items.len(),
-                    app::gallery::PAGE_SIZE,
+                    domain::gallery::PAGE_SIZE,
                     "only the last page is short"
                 );
                 after = Some(next);
@@ -555,7 +561,7 @@ async fn rate(
 
 async fn totals(db: &TestDb, id: Uuid) -> (i32, i32) {
     let mut c = db.conn().await;
-    app::gallery::records::totals(&mut c, id)
+    domain::gallery::records::totals(&mut c, id)
         .await
         .unwrap()
         .unwrap()
@@ -633,11 +639,11 @@ async fn ratings_are_one_to_five_one_per_user_and_right_under_concurrency() {
     }
     let (count, sum) = totals(&db, shared).await;
     let mut c = db.conn().await;
-    let (rows, stars): (i64, Option<i64>) = app::db::schema::image_ratings::table
-        .filter(app::db::schema::image_ratings::image_id.eq(shared))
+    let (rows, stars): (i64, Option<i64>) = domain::db::schema::image_ratings::table
+        .filter(domain::db::schema::image_ratings::image_id.eq(shared))
         .select((
             diesel::dsl::count_star(),
-            diesel::dsl::sum(app::db::schema::image_ratings::stars),
+            diesel::dsl::sum(domain::db::schema::image_ratings::stars),
         ))
         .first(&mut c)
         .await
@@ -782,7 +788,7 @@ async fn deleting_one_record_keeps_files_another_still_uses() {
     let mut c = db.conn().await;
     for k in &keys {
         assert_eq!(
-            app::gallery::records::refs_of(&mut c, k).await.unwrap(),
+            domain::gallery::records::refs_of(&mut c, k).await.unwrap(),
             Some(2),
             "{k}"
         );
@@ -823,7 +829,7 @@ async fn deleting_one_record_keeps_files_another_still_uses() {
             "{k} still serves the other record"
         );
         assert_eq!(
-            app::gallery::records::refs_of(&mut c, k).await.unwrap(),
+            domain::gallery::records::refs_of(&mut c, k).await.unwrap(),
             Some(1)
         );
     }
@@ -841,7 +847,7 @@ async fn deleting_one_record_keeps_files_another_still_uses() {
         assert!(state.media.get(k).await.unwrap().is_none(), "{k}");
     }
     assert_eq!(
-        app::gallery::records::refs_of(&mut c, &unique)
+        domain::gallery::records::refs_of(&mut c, &unique)
             .await
             .unwrap(),
         None
@@ -855,7 +861,7 @@ async fn deleting_one_record_keeps_files_another_still_uses() {
     for k in &keys {
         assert!(state.media.get(k).await.unwrap().is_none(), "{k}");
         assert_eq!(
-            app::gallery::records::refs_of(&mut c, k).await.unwrap(),
+            domain::gallery::records::refs_of(&mut c, k).await.unwrap(),
             None
         );
     }
@@ -910,8 +916,8 @@ async fn seeding_makes_realistic_records_that_share_a_few_files() {
     assert_eq!(db.count("generations").await, 500);
     assert_eq!(db.count("media_blobs").await as usize, seeded.stored * 4);
     // Every stored file is counted once per record that uses it.
-    let total: Option<i64> = app::db::schema::media_blobs::table
-        .select(diesel::dsl::sum(app::db::schema::media_blobs::refs))
+    let total: Option<i64> = domain::db::schema::media_blobs::table
+        .select(diesel::dsl::sum(domain::db::schema::media_blobs::refs))
         .first(&mut c)
         .await
         .unwrap();
@@ -954,31 +960,31 @@ async fn gallery_queries_use_their_keyset_indexes() {
     server::cli::seed::seed(&mut c, &state.media, 3000)
         .await
         .unwrap();
-    let owner: Uuid = app::db::schema::users::table
-        .select(app::db::schema::users::id)
+    let owner: Uuid = domain::db::schema::users::table
+        .select(domain::db::schema::users::id)
         .first(&mut c)
         .await
         .unwrap();
     // The statements as the gallery builds them, on realistic seeded data with the planner
     // free to choose (tests/suite/query_plans.rs holds them to their index on any data).
-    let deep = Some(app::gallery::cursor::Position {
+    let deep = Some(domain::gallery::cursor::Position {
         created_at: chrono::Utc::now() - chrono::Duration::days(30),
         id: Uuid::nil(),
     });
     for (scope, owner, index) in [
         (
-            app::gallery::Scope::Explore,
+            domain::gallery::Scope::Explore,
             None,
             "images_public_created_idx",
         ),
         (
-            app::gallery::Scope::Mine,
+            domain::gallery::Scope::Mine,
             Some(owner),
             "images_owner_created_idx",
         ),
     ] {
-        let query = app::gallery::records::page_query(scope, owner, deep, 25);
-        let text = app::db::explain(&mut c, query).await.unwrap();
+        let query = domain::gallery::records::page_query(scope, owner, deep, 25);
+        let text = domain::db::explain(&mut c, query).await.unwrap();
         assert!(text.contains(index), "{index} not used:\n{text}");
         assert!(
             !text.contains("Sort"),

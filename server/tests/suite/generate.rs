@@ -7,22 +7,22 @@ use crate::support;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use app::create::service;
-use app::create::{GenerationStatus, GenerationView, Submission};
-use app::jobs::Backoff;
-use app::state::{AppState, CreateSettings};
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use axum::routing::post;
 use base64::Engine as _;
+use domain::create::OpenAiSettings;
+use domain::create::openai::OpenAi;
+use domain::create::pipeline::GenerateHandler;
+use domain::create::provider::{Builtin, ImageProvider};
+use domain::create::service;
+use domain::create::{GenerationStatus, GenerationView, Submission};
+use domain::jobs::Backoff;
+use domain::jobs::worker::{Worker, WorkerConfig};
+use domain::secret::Secret;
+use domain::state::{AppState, CreateSettings};
 use http_body_util::BodyExt;
-use server::create::OpenAiSettings;
-use server::create::openai::OpenAi;
-use server::create::pipeline::GenerateHandler;
-use server::create::provider::{Builtin, ImageProvider};
-use server::secret::Secret;
-use server::worker::{Worker, WorkerConfig};
 use support::{TestDb, get_req, send, state_for, with_session};
 use tower::ServiceExt;
 use uuid::Uuid;
@@ -64,7 +64,7 @@ fn start_worker(db: &TestDb, state: &AppState, providers: Vec<Arc<dyn ImageProvi
 }
 
 fn submission(prompt: &str, format: &str, variations: &str) -> Submission {
-    app::create::validate_submission(prompt, "vibrant", format, variations).expect("valid")
+    domain::create::validate_submission(prompt, "vibrant", format, variations).expect("valid")
 }
 
 /// Waits until the generation is final, failing after `secs`.
@@ -202,7 +202,7 @@ fn listen(
     channel: &'static str,
 ) -> tokio::sync::mpsc::UnboundedReceiver<Option<String>> {
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-    tokio::spawn(server::notify::listen(
+    tokio::spawn(domain::db::listener::listen(
         db.url.clone(),
         channel,
         move |payload| {
@@ -228,8 +228,8 @@ async fn next_note(
 async fn a_submission_and_each_step_of_its_generation_are_announced_after_commit() {
     let db = TestDb::new().await;
     let state = state_for(&db);
-    let mut generations = listen(&db, app::create::records::CHANNEL);
-    let mut queue = listen(&db, app::jobs::CHANNEL);
+    let mut generations = listen(&db, domain::create::records::CHANNEL);
+    let mut queue = listen(&db, domain::jobs::CHANNEL);
     for rx in [&mut generations, &mut queue] {
         let subscribed = tokio::time::timeout(Duration::from_secs(10), rx.recv()).await;
         assert!(matches!(subscribed, Ok(Some(None))), "listening");
@@ -241,7 +241,7 @@ async fn a_submission_and_each_step_of_its_generation_are_announced_after_commit
     // No trigger sends these any more: the service does, once the rows are committed.
     assert_eq!(
         next_note(&mut queue, 5).await.as_deref(),
-        Some(app::create::GENERATE_JOB)
+        Some(domain::create::GENERATE_JOB)
     );
     let id = view.id.to_string();
     assert_eq!(
@@ -296,7 +296,7 @@ async fn read_events(res: axum::response::Response, secs: u64) -> Vec<(String, s
 async fn the_event_stream_reports_queued_running_and_succeeded_with_urls() {
     let db = TestDb::new().await;
     let state = state_for(&db);
-    let forward = tokio::spawn(server::create::events::forward_changes(
+    let forward = tokio::spawn(domain::create::events::forward_changes(
         db.url.clone(),
         state.changes.clone(),
     ));
@@ -526,7 +526,7 @@ async fn run_openai(
 
 async fn last_dead_error(db: &TestDb) -> String {
     let mut conn = db.conn().await;
-    let dead = app::jobs::list_dead(&mut conn, 10).await.unwrap();
+    let dead = domain::jobs::list_dead(&mut conn, 10).await.unwrap();
     assert_eq!(dead.len(), 1, "one dead job");
     dead[0].last_error.clone().unwrap_or_default()
 }

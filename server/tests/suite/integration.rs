@@ -249,7 +249,7 @@ async fn metrics_need_the_token_and_show_requests_jobs_pool_and_limits() {
     let state = support::state_for(&db);
     let token = "m3tr1cs-Tok3n-for-the-scraper-0123456789";
     let settings = server::web::HttpSettings {
-        metrics_token: Some(server::secret::Secret::new(token)),
+        metrics_token: Some(domain::secret::Secret::new(token)),
         rate_limits: server::web::ratelimit::RateLimits::new(&server::web::ratelimit::Limits {
             api_per_minute: 2,
             ..Default::default()
@@ -368,7 +368,7 @@ async fn media_is_served_with_its_hash_as_etag_and_private_until_shared() {
     let png = b"\x89PNG\r\n\x1a\nnot really".to_vec();
     let stored = state
         .media
-        .put(png.clone(), app::media::MediaKind::Png)
+        .put(png.clone(), domain::media::MediaKind::Png)
         .await
         .unwrap();
     let app = server::web::app(state, support::leptos_options());
@@ -408,7 +408,7 @@ async fn media_is_served_with_its_hash_as_etag_and_private_until_shared() {
 #[tokio::test]
 async fn not_ready_while_a_migration_is_pending() {
     let db = TestDb::new().await;
-    let latest = server::db::embedded_versions()
+    let latest = domain::db::pool::embedded_versions()
         .pop()
         .expect("at least one migration");
     db.exec(&format!(
@@ -430,7 +430,9 @@ async fn not_ready_while_a_migration_is_pending() {
 
     // Undo it for real (its down.sql), then apply it: the instance is ready again.
     db.batch(&support::down_sql(&latest)).await;
-    server::db::run_migrations(&db.url).await.expect("migrate");
+    domain::db::pool::run_migrations(&db.url)
+        .await
+        .expect("migrate");
     let res = send(&app_for(&db), get_req("/api/ready")).await;
     assert_eq!(res.status(), StatusCode::OK);
 }

@@ -7,8 +7,8 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use app::jobs::{self, Backoff, FailOutcome};
-use server::worker::{JobFailure, JobFuture, JobHandler, Worker, WorkerConfig};
+use domain::jobs::worker::{JobFailure, JobFuture, JobHandler, Worker, WorkerConfig};
+use domain::jobs::{self, Backoff, FailOutcome};
 use support::TestDb;
 use tokio::sync::oneshot;
 

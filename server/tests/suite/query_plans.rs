@@ -1,5 +1,5 @@
 //! Every hot query stays on its index. Each plan is read with `EXPLAIN` of the statement as
-//! the application builds it (`app::db::explain` over the same query-building functions the
+//! the application builds it (`domain::db::explain` over the same query-building functions the
 //! code runs), not a copy of its SQL, so a change to a query or to the schema that loses an
 //! index fails here.
 //!
@@ -56,21 +56,21 @@ fn uses(plan: &str, index: &str) {
 async fn hot_queries_use_their_indexes() {
     let db = TestDb::new().await;
     let (mut c, owner) = filled(&db).await;
-    use app::gallery::Scope;
-    use app::gallery::records::{page_query, visible_query};
+    use domain::gallery::Scope;
+    use domain::gallery::records::{page_query, visible_query};
 
     // Gallery pages, first and deep: the index gives the order, so no sort either.
-    let deep = Some(app::gallery::cursor::Position {
+    let deep = Some(domain::gallery::cursor::Position {
         created_at: chrono::Utc::now() - chrono::Duration::days(1),
         id: Uuid::nil(),
     });
     for after in [None, deep] {
-        let plan = app::db::explain(&mut c, page_query(Scope::Explore, None, after, 25))
+        let plan = domain::db::explain(&mut c, page_query(Scope::Explore, None, after, 25))
             .await
             .unwrap();
         uses(&plan, "images_public_created_idx");
         assert!(!plan.contains("Sort"), "{plan}");
-        let plan = app::db::explain(&mut c, page_query(Scope::Mine, Some(owner), after, 25))
+        let plan = domain::db::explain(&mut c, page_query(Scope::Mine, Some(owner), after, 25))
             .await
             .unwrap();
         uses(&plan, "images_owner_created_idx");
@@ -79,7 +79,7 @@ async fn hot_queries_use_their_indexes() {
 
     // The image page, signed out and in.
     for viewer in [None, Some(owner)] {
-        let plan = app::db::explain(&mut c, visible_query(viewer, Uuid::new_v4()))
+        let plan = domain::db::explain(&mut c, visible_query(viewer, Uuid::new_v4()))
             .await
             .unwrap();
         uses(&plan, "images_pkey");
@@ -87,9 +87,9 @@ async fn hot_queries_use_their_indexes() {
 
     // A worker's claim: the partial indexes of ready and lease-expired jobs, never the
     // thousands of finished ones.
-    let plan = app::db::explain(
+    let plan = domain::db::explain(
         &mut c,
-        app::jobs::claim_query(
+        domain::jobs::claim_query(
             "w",
             &["generate".to_owned()],
             std::time::Duration::from_secs(30),
@@ -102,9 +102,9 @@ async fn hot_queries_use_their_indexes() {
     uses(&plan, "jobs_lease_idx");
 
     // Every submission sums the user's day in the usage ledger: one index-only range.
-    let plan = app::db::explain(
+    let plan = domain::db::explain(
         &mut c,
-        app::accounts::quota::generations_used_query(
+        domain::accounts::quota::generations_used_query(
             owner,
             chrono::Utc::now() - chrono::Duration::hours(24),
         ),
@@ -114,9 +114,9 @@ async fn hot_queries_use_their_indexes() {
     uses(&plan, "usage_ledger_user_kind_created_idx");
 
     // Every sign-in looks the account up by email.
-    let plan = app::db::explain(
+    let plan = domain::db::explain(
         &mut c,
-        app::accounts::service::by_email_query("User7@Example.com"),
+        domain::accounts::service::by_email_query("User7@Example.com"),
     )
     .await
     .unwrap();

@@ -8,8 +8,8 @@ use crate::support;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use app::accounts::Tier;
-use server::secret::Secret;
+use domain::accounts::Tier;
+use domain::secret::Secret;
 use server::web::ratelimit::RedisConfig;
 use server::web::ratelimit::{Group, Limits, RateLimits};
 use support::redis_server::RedisServer;

@@ -1,4 +1,4 @@
-//! `app/src/db/schema.rs` must describe exactly what the migrations create: every table,
+//! `domain/src/db/schema.rs` must describe exactly what the migrations create: every table,
 //! every column, its type and nullability. A migration without a schema update (or the
 //! reverse) fails here instead of at run time.
 
@@ -30,7 +30,7 @@ fn pg_type(diesel: &str) -> String {
 }
 
 fn declared() -> Columns {
-    let text = include_str!("../../../app/src/db/schema.rs");
+    let text = include_str!("../../../domain/src/db/schema.rs");
     let mut columns = Columns::new();
     let mut table: Option<String> = None;
     for line in text.lines().map(str::trim) {

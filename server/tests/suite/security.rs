@@ -56,7 +56,7 @@ async fn every_kind_of_response_carries_the_security_headers() {
     let state = state_for(&db);
     let stored = state
         .media
-        .put(b"\x89PNG fake".to_vec(), app::media::MediaKind::Png)
+        .put(b"\x89PNG fake".to_vec(), domain::media::MediaKind::Png)
         .await
         .unwrap();
     let session = signed_in(&state, "maker@example.com").await;

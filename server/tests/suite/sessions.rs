@@ -8,9 +8,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use app::accounts::auth::{Auth, AuthSettings, CurrentUser, TierLimits};
-use app::accounts::tokens::AccessClaims;
-use app::state::AppState;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
@@ -18,6 +15,9 @@ use axum::http::{Request, Response, StatusCode, header};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use diesel_async::RunQueryDsl;
+use domain::accounts::auth::{Auth, AuthSettings, CurrentUser, TierLimits};
+use domain::accounts::tokens::AccessClaims;
+use domain::state::AppState;
 use support::{Session, TestDb, form_post, json, send, set_cookies, signed_in, with_session};
 
 const PASSWORD: &str = "correct horse battery";
@@ -713,7 +713,7 @@ async fn failed_sign_ins_age_out_a_success_clears_them_and_the_sweep_deletes_the
 
 async fn failure_rows(conn: &mut diesel_async::AsyncPgConnection) -> i64 {
     use diesel::QueryDsl;
-    app::db::schema::signin_failures::table
+    domain::db::schema::signin_failures::table
         .count()
         .get_result(conn)
         .await
@@ -721,12 +721,12 @@ async fn failure_rows(conn: &mut diesel_async::AsyncPgConnection) -> i64 {
 }
 
 /// A second sign-in of an existing account (another device).
-async fn another_device(state: &AppState, email: &str) -> app::accounts::sessions::Issued {
+async fn another_device(state: &AppState, email: &str) -> domain::accounts::sessions::Issued {
     let mut conn = state.conn().await.unwrap();
-    let user = app::accounts::service::authenticate(&mut conn, email, PASSWORD)
+    let user = domain::accounts::service::authenticate(&mut conn, email, PASSWORD)
         .await
         .unwrap();
-    app::accounts::sessions::start(&mut conn, &state.auth, &user, "10.0.0.2", "x")
+    domain::accounts::sessions::start(&mut conn, &state.auth, &user, "10.0.0.2", "x")
         .await
         .unwrap()
 }
@@ -787,12 +787,12 @@ async fn changing_the_password_ends_every_other_session() {
     assert!(whoami(&app, &phone.cookie).await.0.is_some());
     assert!(refresh_works(&app, &phone).await);
     assert!(
-        app::accounts::service::authenticate(&mut conn, "ana@example.com", PASSWORD)
+        domain::accounts::service::authenticate(&mut conn, "ana@example.com", PASSWORD)
             .await
             .is_err()
     );
     assert!(
-        app::accounts::service::authenticate(
+        domain::accounts::service::authenticate(
             &mut conn,
             "ana@example.com",
             "a brand new passphrase"
@@ -938,9 +938,13 @@ async fn each_tier_has_its_own_requests_per_minute() {
 
     // A pro account (tier in a fresh token) gets its larger allowance.
     let mut conn = db.conn().await;
-    app::accounts::service::set_tier(&mut conn, "other@example.com", app::accounts::Tier::Pro)
-        .await
-        .unwrap();
+    domain::accounts::service::set_tier(
+        &mut conn,
+        "other@example.com",
+        domain::accounts::Tier::Pro,
+    )
+    .await
+    .unwrap();
     let (_, cookies) = whoami(&app, &format!("sc_refresh={}", other.refresh)).await;
     let pro_cookie = format!("sc_access={}", cookies["sc_access"]);
     let mut ok = 0;
@@ -1094,24 +1098,24 @@ async fn storage_reservations_stop_at_the_tier_quota_even_when_concurrent() {
     let limits = state.auth.settings.plans.free;
     let user: CurrentUser = ana.user;
     let mut conn = db.conn().await;
-    app::accounts::quota::reserve_storage(&mut conn, user.id, 6_000_000, limits)
+    domain::accounts::quota::reserve_storage(&mut conn, user.id, 6_000_000, limits)
         .await
         .unwrap();
-    let e = app::accounts::quota::reserve_storage(&mut conn, user.id, 5_000_000, limits)
+    let e = domain::accounts::quota::reserve_storage(&mut conn, user.id, 5_000_000, limits)
         .await
         .unwrap_err();
     assert_eq!(e.code, shared::error::ErrorCode::QuotaExceeded);
     assert!(e.message.contains("10 MB"), "{}", e.message);
-    app::accounts::quota::reserve_storage(&mut conn, user.id, 4_000_000, limits)
+    domain::accounts::quota::reserve_storage(&mut conn, user.id, 4_000_000, limits)
         .await
         .unwrap();
     assert_eq!(
-        app::accounts::quota::storage_used(&mut conn, user.id)
+        domain::accounts::quota::storage_used(&mut conn, user.id)
             .await
             .unwrap(),
         10_000_000
     );
-    app::accounts::quota::release_storage(&mut conn, user.id, 3_000_000)
+    domain::accounts::quota::release_storage(&mut conn, user.id, 3_000_000)
         .await
         .unwrap();
 
@@ -1120,13 +1124,13 @@ async fn storage_reservations_stop_at_the_tier_quota_even_when_concurrent() {
         let pool = state.db.clone();
         async move {
             let mut c = pool.get().await.unwrap();
-            app::accounts::quota::reserve_storage(&mut c, user.id, 1_000_000, limits).await
+            domain::accounts::quota::reserve_storage(&mut c, user.id, 1_000_000, limits).await
         }
     }))
     .await;
     assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 3);
     assert_eq!(
-        app::accounts::quota::storage_used(&mut conn, user.id)
+        domain::accounts::quota::storage_used(&mut conn, user.id)
             .await
             .unwrap(),
         10_000_000
@@ -1230,7 +1234,7 @@ async fn no_pool_connection_is_held_while_a_password_is_verified() {
     let db = TestDb::new().await;
     // One connection for everything.
     let mut state = support::state_for(&db);
-    state.db = server::db::build_pool(&db.url, 1, Duration::from_secs(20)).unwrap();
+    state.db = domain::db::pool::build_pool(&db.url, 1, Duration::from_secs(20)).unwrap();
     let app = app_with(&state, roomy());
     signed_in(&state, "ana@example.com").await;
     let bo = signed_in(&state, "bo@example.com").await;

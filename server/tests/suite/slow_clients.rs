@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
+use domain::metrics::Refused;
 use http_body_util::BodyExt;
-use server::metrics::Refused;
 use server::web::HttpSettings;
 use server::web::serving::ConnectionLimits;
 use support::{TestDb, signed_in, state_for, with_session};
@@ -123,7 +123,7 @@ fn quick(header: u64, body: u64) -> ConnectionLimits {
 async fn a_client_that_never_finishes_its_headers_is_disconnected() {
     let db = TestDb::new().await;
     let (addr, _stop) = start(&db, quick(1, 30)).await;
-    let timeouts = server::metrics::global().http_header_timeouts.get();
+    let timeouts = domain::metrics::global().http_header_timeouts.get();
 
     // Half a request head, then nothing (slowloris).
     let mut slow = TcpStream::connect(addr).await.unwrap();
@@ -140,7 +140,7 @@ async fn a_client_that_never_finishes_its_headers_is_disconnected() {
     let (got, ended) = read_until_closed(&mut silent, Duration::from_secs(5)).await;
     assert!(ended - began >= Duration::from_millis(900));
     assert!(!got.contains("200 OK"), "{got}");
-    assert!(server::metrics::global().http_header_timeouts.get() >= timeouts + 2);
+    assert!(domain::metrics::global().http_header_timeouts.get() >= timeouts + 2);
 
     // A whole request within the timeout is served, and the connection kept alive (the
     // timer restarts for the next head).
@@ -153,7 +153,7 @@ async fn a_client_that_never_finishes_its_headers_is_disconnected() {
 async fn a_stalled_request_body_is_cut_off_with_408() {
     let db = TestDb::new().await;
     let (addr, _stop) = start(&db, quick(30, 1)).await;
-    let timeouts = server::metrics::global().http_body_timeouts.get();
+    let timeouts = domain::metrics::global().http_body_timeouts.get();
     // A server function (it reads its body): 100 bytes declared, 10 sent, then a stall.
     let mut stream = TcpStream::connect(addr).await.unwrap();
     let began = Instant::now();
@@ -173,7 +173,7 @@ async fn a_stalled_request_body_is_cut_off_with_408() {
     );
     assert!(got.contains("bad_request"), "{got}");
     assert!(ended - began >= Duration::from_millis(900));
-    assert!(server::metrics::global().http_body_timeouts.get() > timeouts);
+    assert!(domain::metrics::global().http_body_timeouts.get() > timeouts);
 
     // A body that keeps arriving, however slowly, is not cut off: 100 bytes, one every
     // 300 ms for the first few (each pause within the idle timeout).
@@ -201,7 +201,7 @@ async fn connections_past_the_per_ip_cap_are_refused_while_other_ips_get_in() {
         ..ConnectionLimits::default()
     };
     let (addr, _stop) = start(&db, limits).await;
-    let refused = server::metrics::global().connections_refused(Refused::IpLimit);
+    let refused = domain::metrics::global().connections_refused(Refused::IpLimit);
 
     let mut first = connect_from([127, 0, 0, 1], addr).await;
     let mut second = connect_from([127, 0, 0, 1], addr).await;
@@ -214,7 +214,7 @@ async fn connections_past_the_per_ip_cap_are_refused_while_other_ips_get_in() {
         .await;
     let (got, _) = read_until_closed(&mut third, Duration::from_secs(2)).await;
     assert_eq!(got, "");
-    assert!(server::metrics::global().connections_refused(Refused::IpLimit) > refused);
+    assert!(domain::metrics::global().connections_refused(Refused::IpLimit) > refused);
     // Another address is let in.
     let mut other = connect_from([127, 0, 0, 2], addr).await;
     assert_eq!(health(&mut other).await, 200);
@@ -294,7 +294,7 @@ async fn connections_past_the_process_cap_are_refused() {
         ..ConnectionLimits::default()
     };
     let (addr, _stop) = start(&db, limits).await;
-    let refused = server::metrics::global().connections_refused(Refused::ProcessLimit);
+    let refused = domain::metrics::global().connections_refused(Refused::ProcessLimit);
     let mut a = connect_from([127, 0, 0, 3], addr).await;
     let mut b = connect_from([127, 0, 0, 4], addr).await;
     assert_eq!(health(&mut a).await, 200);
@@ -302,7 +302,7 @@ async fn connections_past_the_process_cap_are_refused() {
     let mut c = connect_from([127, 0, 0, 5], addr).await;
     let (got, _) = read_until_closed(&mut c, Duration::from_secs(2)).await;
     assert_eq!(got, "");
-    assert!(server::metrics::global().connections_refused(Refused::ProcessLimit) > refused);
+    assert!(domain::metrics::global().connections_refused(Refused::ProcessLimit) > refused);
 }
 
 #[tokio::test]
@@ -321,8 +321,8 @@ async fn graceful_shutdown_finishes_the_request_in_flight_and_stops_accepting() 
     }
 }
 
-fn submission() -> app::create::Submission {
-    app::create::validate_submission("Launch day", "vibrant", "story", "1").expect("valid")
+fn submission() -> domain::create::Submission {
+    domain::create::validate_submission("Launch day", "vibrant", "story", "1").expect("valid")
 }
 
 #[tokio::test]
@@ -340,10 +340,10 @@ async fn progress_streams_are_capped_per_user_and_end_when_the_session_is_revoke
     let session = signed_in(&state, "maker@example.com").await;
     let other = signed_in(&state, "other@example.com").await;
     // Queued, with no worker: the streams stay open.
-    let view = app::create::service::submit(&state, session.user, submission())
+    let view = domain::create::service::submit(&state, session.user, submission())
         .await
         .unwrap();
-    let theirs = app::create::service::submit(&state, other.user, submission())
+    let theirs = domain::create::service::submit(&state, other.user, submission())
         .await
         .unwrap();
     let open = |s: &support::Session, id: uuid::Uuid| {
@@ -388,15 +388,15 @@ async fn progress_streams_are_capped_per_user_and_end_when_the_session_is_revoke
     ));
     tokio::time::sleep(Duration::from_millis(500)).await;
     let elsewhere =
-        app::accounts::auth::Auth::new(support::TEST_SECRET, support::test_auth_settings());
+        domain::accounts::auth::Auth::new(support::TEST_SECRET, support::test_auth_settings());
     let mut conn = db.conn().await;
     let revoked_at = Instant::now();
-    app::accounts::sessions::end(
+    domain::accounts::sessions::end(
         &mut conn,
         &elsewhere,
         session.user.id,
         session.user.session_id,
-        app::accounts::sessions::EndReason::Revoked,
+        domain::accounts::sessions::EndReason::Revoked,
     )
     .await
     .unwrap();

@@ -13,13 +13,13 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use app::create::{GenerationStatus, service};
-use app::media::MediaKind;
 use axum::http::StatusCode;
+use domain::create::pipeline::GenerateHandler;
+use domain::create::provider::Builtin;
+use domain::create::{GenerationStatus, service};
+use domain::jobs::worker::{Worker, WorkerConfig};
+use domain::media::MediaKind;
 use server::config::Config;
-use server::create::pipeline::GenerateHandler;
-use server::create::provider::Builtin;
-use server::worker::{Worker, WorkerConfig};
 use support::{TestDb, get_req, send};
 
 const ACCESS_KEY: &str = "socialcraft-test";
@@ -75,9 +75,9 @@ async fn start_s3() -> S3Server {
 }
 
 /// The media store `s3_config` describes.
-fn s3_store(endpoint: &str, secret: &str) -> app::media::MediaStore {
+fn s3_store(endpoint: &str, secret: &str) -> domain::media::MediaStore {
     let config = s3_config(endpoint, secret);
-    server::storage::media_store(&config.data_dir, &config.storage).unwrap()
+    domain::media::storage::media_store(&config.data_dir, &config.storage).unwrap()
 }
 
 fn s3_config(endpoint: &str, secret: &str) -> Config {
@@ -132,7 +132,7 @@ async fn generations_store_into_s3_and_are_served_from_it() {
     let view = service::submit(
         &state,
         owner,
-        app::create::validate_submission("Stored in a bucket", "neon", "youtube_thumbnail", "1")
+        domain::create::validate_submission("Stored in a bucket", "neon", "youtube_thumbnail", "1")
             .unwrap(),
     )
     .await
@@ -140,7 +140,7 @@ async fn generations_store_into_s3_and_are_served_from_it() {
     let handler = GenerateHandler::new(
         state.db.clone(),
         state.media.clone(),
-        [Arc::new(Builtin) as Arc<dyn server::create::provider::ImageProvider>],
+        [Arc::new(Builtin) as Arc<dyn domain::create::provider::ImageProvider>],
     );
     let config = WorkerConfig {
         poll_interval: Duration::from_millis(100),
@@ -205,7 +205,10 @@ async fn answer(
 /// What every range request against `content` at `url` must answer, on any store.
 async fn ranges_answer_exactly(app: &axum::Router, url: &str, content: &[u8]) {
     let len = content.len();
-    let etag = format!("\"{}\"", app::media::parse_key(&url[7..]).unwrap().sha256);
+    let etag = format!(
+        "\"{}\"",
+        domain::media::parse_key(&url[7..]).unwrap().sha256
+    );
     let (s, h, body) = answer(app, url, &[]).await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(h["accept-ranges"], "bytes");

@@ -3,9 +3,9 @@
 
 use crate::support;
 
-use app::trends::feed::FeedFormat;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
+use domain::trends::feed::FeedFormat;
 use support::{TestDb, json, send, signed_in, state_for, with_session};
 
 const FEED: &str = "topic,hashtag,source,score,observed_at\n\
@@ -32,7 +32,7 @@ async fn the_import_command_keeps_good_rows_reports_bad_ones_and_is_repeatable()
     std::fs::write(&file, recent(FEED)).unwrap();
     let mut conn = db.conn().await;
     let body = std::fs::read_to_string(&file).unwrap();
-    let report = server::trends::import(&mut conn, &body, FeedFormat::Csv)
+    let report = domain::trends::import(&mut conn, &body, FeedFormat::Csv)
         .await
         .unwrap();
     assert_eq!(report.imported, 2);
@@ -40,7 +40,7 @@ async fn the_import_command_keeps_good_rows_reports_bad_ones_and_is_repeatable()
     assert_eq!(lines, vec![3, 5]);
     assert_eq!(db.count("trend_imports").await, 2);
     // Importing the same feed again updates rather than duplicates.
-    let again = server::trends::import(&mut conn, &body, FeedFormat::Csv)
+    let again = domain::trends::import(&mut conn, &body, FeedFormat::Csv)
         .await
         .unwrap();
     assert_eq!(again.imported, 2);
@@ -55,9 +55,9 @@ async fn the_import_command_keeps_good_rows_reports_bad_ones_and_is_repeatable()
     server::cli::trends::import(config, &file).await.unwrap();
     assert_eq!(db.count("trend_imports").await, 3);
     // A file that is unreadable as a whole imports nothing.
-    let bad = server::trends::import(&mut conn, "topic,score\nx,1\n", FeedFormat::Csv).await;
+    let bad = domain::trends::import(&mut conn, "topic,score\nx,1\n", FeedFormat::Csv).await;
     assert!(
-        matches!(bad, Err(server::trends::ImportError::Feed(_))),
+        matches!(bad, Err(domain::trends::ImportError::Feed(_))),
         "{bad:?}"
     );
     assert_eq!(db.count("trend_imports").await, 3);
@@ -142,7 +142,7 @@ async fn only_admins_import_through_the_endpoint_and_trends_merge_by_source() {
     assert_eq!(res.status(), StatusCode::OK);
     let top = json(res).await;
     let top = top.as_array().unwrap();
-    assert!(top.len() <= app::trends::TOP_LIMIT);
+    assert!(top.len() <= domain::trends::TOP_LIMIT);
     assert_eq!(top[0]["topic"], "coffee", "{top:?}");
     assert_eq!(
         top[0]["sources"],
@@ -217,7 +217,7 @@ async fn trends_hear_only_shared_prompts_and_each_creator_once_per_topic() {
     prompted(&db, creators[2], "Kites", true, 2, 10).await;
     prompted(&db, creators[3], "Lanterns", true, 2, 2).await;
 
-    state.trends.refresh(&state).await.unwrap();
+    state.trends.refresh(&state.db).await.unwrap();
     let res = send(&router, support::form_post("/api/trends/top", "")).await;
     assert_eq!(res.status(), StatusCode::OK);
     let top = json(res).await;

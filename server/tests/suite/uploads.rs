@@ -8,15 +8,15 @@ use std::io::Cursor;
 use std::path::Path;
 use std::time::Duration;
 
-use app::state::AppState;
-use app::uploads::codes;
-use app::uploads::token::{UploadClaims, UploadKey};
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
+use domain::jobs::worker::{Worker, WorkerConfig};
+use domain::state::AppState;
+use domain::uploads::codes;
+use domain::uploads::token::{UploadClaims, UploadKey};
 use server::web::HttpSettings;
 use server::web::ratelimit::{Limits, RateLimits};
-use server::worker::{Worker, WorkerConfig};
 use support::{
     Session, TestDb, form_post, get_req, json, send, signed_in, state_for, with_session,
 };
@@ -193,9 +193,9 @@ async fn storage_used(db: &TestDb, user: Uuid) -> i64 {
     use diesel::prelude::*;
     use diesel_async::RunQueryDsl;
     let mut c = db.conn().await;
-    app::db::schema::users::table
+    domain::db::schema::users::table
         .find(user)
-        .select(app::db::schema::users::storage_bytes)
+        .select(domain::db::schema::users::storage_bytes)
         .first(&mut c)
         .await
         .unwrap()
@@ -443,7 +443,7 @@ async fn upload_tokens_are_single_use_unforgeable_personal_and_short_lived() {
         ticket: Uuid::new_v4(),
         user: me.user.id,
         size: bytes.len() as u64,
-        mime: app::uploads::Mime::Png,
+        mime: domain::uploads::Mime::Png,
         sha256: None,
         prefix: "0123456789abcdef".into(),
         exp: chrono::Utc::now().timestamp() - 1,
@@ -477,7 +477,7 @@ fn start_worker(
     tokio::sync::oneshot::Sender<()>,
     tokio::task::JoinHandle<()>,
 ) {
-    let handler = server::uploads::variants::UploadVariantsHandler::new(
+    let handler = domain::uploads::variants::UploadVariantsHandler::new(
         state.db.clone(),
         state.media.clone(),
     );
@@ -582,7 +582,7 @@ async fn identical_files_are_stored_once_and_outlive_one_owner() {
     {
         let mut c = db.conn().await;
         assert_eq!(
-            app::uploads::records::duplicates_avoided(&mut c)
+            domain::uploads::records::duplicates_avoided(&mut c)
                 .await
                 .unwrap(),
             2
@@ -692,7 +692,7 @@ async fn a_clean_svg_is_kept_and_drawn_for_its_variants() {
     assert_eq!(ready["state"], "Ready", "{ready}");
     let (_, h, body) = fetch(&router, ready["original_url"].as_str().unwrap()).await;
     // Issue 16: the original stored and served is the sanitised document, not the upload.
-    let sanitised = server::uploads::svg::sanitize(std::str::from_utf8(&drawing).unwrap())
+    let sanitised = domain::uploads::svg::sanitize(std::str::from_utf8(&drawing).unwrap())
         .unwrap()
         .svg;
     assert_eq!(String::from_utf8(body).unwrap(), sanitised);
@@ -800,18 +800,18 @@ async fn brand_kits_take_only_their_owners_logo_and_travel_with_a_generation() {
     let mut c = db.conn().await;
     use diesel::prelude::*;
     use diesel_async::RunQueryDsl;
-    let brand: Option<serde_json::Value> = app::db::schema::generations::table
+    let brand: Option<serde_json::Value> = domain::db::schema::generations::table
         .find(Uuid::parse_str(generation["id"].as_str().unwrap()).unwrap())
-        .select(app::db::schema::generations::brand)
+        .select(domain::db::schema::generations::brand)
         .first(&mut c)
         .await
         .unwrap();
-    let kit: app::brands::BrandKit = serde_json::from_value(brand.expect("kit copied")).unwrap();
-    assert_eq!(kit.font, app::brands::Font::Serif);
+    let kit: domain::brands::BrandKit = serde_json::from_value(brand.expect("kit copied")).unwrap();
+    assert_eq!(kit.font, domain::brands::Font::Serif);
     assert_eq!(kit.colors, ["#1d3557", "#e63946"]);
     assert!(
         kit.logo_key
-            .is_some_and(|k| app::media::parse_key(&k).is_some())
+            .is_some_and(|k| domain::media::parse_key(&k).is_some())
     );
     let _ = stop.send(());
     let _ = task.await;

@@ -109,7 +109,7 @@ pub fn read_manifest(file: &Path) -> Result<Manifest, BackupError> {
 }
 
 pub(super) async fn media_manifest(
-    media: &app::media::MediaStore,
+    media: &domain::media::MediaStore,
 ) -> Result<MediaManifest, BackupError> {
     let mut listed = media
         .list()
@@ -119,7 +119,7 @@ pub(super) async fn media_manifest(
     let mut objects = Vec::with_capacity(listed.len());
     for item in listed {
         // Our keys carry their content's hash; anything else (a stray file) is read.
-        let sha256 = match app::media::parse_key(&item.key) {
+        let sha256 = match domain::media::parse_key(&item.key) {
             Some(parts) => parts.sha256.to_owned(),
             None => match media
                 .sha256(&item.key)

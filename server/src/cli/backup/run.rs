@@ -44,7 +44,7 @@ pub async fn backup(config: &Config, url: &str, kind: Kind) -> Result<BackupRepo
     let dir = config.backup.dir.clone();
     let pg_dump = find_tool(config.database.pg_bin_dir.as_deref(), "pg_dump")?;
     let connection = Connection::parse(url)?;
-    let media = crate::storage::media_store(&config.data_dir, &config.storage)
+    let media = domain::media::storage::media_store(&config.data_dir, &config.storage)
         .map_err(BackupError::Media)?;
     fs::DirBuilder::new()
         .recursive(true)

@@ -62,7 +62,7 @@ pub struct MediaCheck {
 }
 
 pub(super) async fn check_media(config: &Config, manifest: &Manifest) -> MediaCheck {
-    let listed = match crate::storage::media_store(&config.data_dir, &config.storage) {
+    let listed = match domain::media::storage::media_store(&config.data_dir, &config.storage) {
         Ok(store) => store.list().await.map_err(|e| e.to_string()),
         Err(e) => Err(e),
     };
@@ -136,7 +136,7 @@ pub async fn verify(
     let connection = Connection::parse(url)?;
     let scratch = format!(
         "{SCRATCH_PREFIX}{}",
-        crate::secret::random_hex(6).map_err(|e| BackupError::Io {
+        domain::secret::random_hex(6).map_err(|e| BackupError::Io {
             what: "pick a name for the scratch database in",
             path: PathBuf::from("/dev/urandom"),
             source: e,

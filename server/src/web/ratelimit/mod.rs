@@ -10,7 +10,7 @@
 //! - Per signed-in user: every `api`, `generate` and `upload` request counts against the
 //!   tier's allowance (free 100, pro 500, enterprise 2000 a minute), and uploads also
 //!   against 5 a minute. All configurable. (The 5 failed sign-ins per account per 15 minutes
-//!   are `app::accounts::auth`, since only the sign-in itself knows a sign-in failed.)
+//!   are `domain::accounts::auth`, since only the sign-in itself knows a sign-in failed.)
 //! - The client IP is the TCP peer, unless the peer is a configured trusted proxy (an
 //!   address or a CIDR range): then it is the nearest address in `X-Forwarded-For` that is not
 //!   a trusted proxy itself.
@@ -60,7 +60,7 @@
 //! every request because the limiter's store is down would turn a Redis outage into a full
 //! outage, while per-instance limits for a while still hold each instance to its limit (the
 //! cluster to N times it). Availability wins. (The sign-in lockout, which does guard
-//! accounts, lives in PostgreSQL: see `app::accounts::auth::Auth`.)
+//! accounts, lives in PostgreSQL: see `domain::accounts::auth::Auth`.)
 
 mod keys;
 mod shared;
@@ -76,14 +76,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use app::accounts::Tier;
-use app::accounts::auth::{ClientIp, CurrentUser};
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use domain::accounts::auth::{ClientIp, CurrentUser};
 use uuid::Uuid;
 
-use crate::secret::Secret;
+use domain::secret::Secret;
 use keys::{Denied, Key};
 use shared::{GCRA_SCRIPT, Shared};
 use table::Limiter;

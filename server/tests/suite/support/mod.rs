@@ -5,11 +5,11 @@
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use app::state::AppState;
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, Response};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use domain::state::AppState;
 use http_body_util::BodyExt;
 use leptos::prelude::LeptosOptions;
 use server::pg_embedded::{EmbeddedPg, quote_ident};
@@ -55,7 +55,7 @@ fn cluster() -> &'static Cluster {
                 server::pg_embedded::ensure_database(&pg.url("postgres"), TEMPLATE)
                     .await
                     .expect("create the template database");
-                server::db::run_migrations(&pg.url(TEMPLATE))
+                domain::db::pool::run_migrations(&pg.url(TEMPLATE))
                     .await
                     .expect("migrate the template database");
             });
@@ -113,8 +113,8 @@ impl TestDb {
     }
 
     /// A pool on this database, as the server builds it.
-    pub fn pool(&self) -> app::db::DbPool {
-        server::db::build_pool(&self.url, 4, std::time::Duration::from_secs(2)).expect("pool")
+    pub fn pool(&self) -> domain::db::DbPool {
+        domain::db::pool::build_pool(&self.url, 4, std::time::Duration::from_secs(2)).expect("pool")
     }
 
     /// A direct connection, for setting up and checking rows.
@@ -243,34 +243,34 @@ pub fn leptos_options() -> LeptosOptions {
 pub fn state_for(db: &TestDb) -> AppState {
     let dir = std::env::temp_dir().join(format!("socialcraft-test-{}", std::process::id()));
     let media =
-        app::media::MediaStore::local(&dir.join("media").join(&db.name)).expect("media store");
-    AppState::new(app::state::AppStateParts {
+        domain::media::MediaStore::local(&dir.join("media").join(&db.name)).expect("media store");
+    AppState::new(domain::state::AppStateParts {
         db: db.pool(),
         media,
-        create: std::sync::Arc::new(app::state::CreateSettings {
+        create: std::sync::Arc::new(domain::state::CreateSettings {
             provider: "builtin".to_owned(),
-            blocklist: app::create::moderation::Blocklist::parse(
-                server::create::DEFAULT_BLOCKLIST,
+            blocklist: domain::create::moderation::Blocklist::parse(
+                domain::create::DEFAULT_BLOCKLIST,
                 "shipped",
             )
             .expect("shipped blocklist parses"),
         }),
         changes: Default::default(),
-        auth: std::sync::Arc::new(app::accounts::auth::Auth::new(
+        auth: std::sync::Arc::new(domain::accounts::auth::Auth::new(
             TEST_SECRET,
             test_auth_settings(),
         )),
-        gallery: std::sync::Arc::new(app::gallery::service::Gallery::new(TEST_SECRET)),
+        gallery: std::sync::Arc::new(domain::gallery::cache::Gallery::new(TEST_SECRET)),
         trends: std::sync::Arc::new(server::wiring::trends_cache(
-            &server::trends::TrendsConfig {
+            &domain::trends::TrendsConfig {
                 refresh: std::time::Duration::from_secs(60),
                 window: std::time::Duration::from_secs(7 * 86_400),
                 half_life: std::time::Duration::from_secs(86_400),
             },
         )),
-        uploads: std::sync::Arc::new(app::uploads::service::Uploads::new(
+        uploads: std::sync::Arc::new(domain::uploads::settings::Uploads::new(
             TEST_SECRET,
-            app::uploads::DEFAULT_MAX_UPLOAD_BYTES,
+            domain::uploads::DEFAULT_MAX_UPLOAD_BYTES,
             dir.join("spool").join(&db.name),
         )),
     })
@@ -280,8 +280,8 @@ pub fn state_for(db: &TestDb) -> AppState {
 pub const TEST_SECRET: &str = "test key: q8Zr2LmT5vX9cB1nH4kW7pD0sF3gJ6aE";
 
 /// Session settings for tests: cookies without `Secure`, as in development.
-pub fn test_auth_settings() -> app::accounts::auth::AuthSettings {
-    app::accounts::auth::AuthSettings {
+pub fn test_auth_settings() -> domain::accounts::auth::AuthSettings {
+    domain::accounts::auth::AuthSettings {
         secure_cookies: false,
         ..Default::default()
     }
@@ -337,7 +337,7 @@ pub fn get_req(path: &str) -> Request<Body> {
 #[derive(Clone, Debug)]
 pub struct Session {
     /// The user as the middleware would find them.
-    pub user: app::accounts::auth::CurrentUser,
+    pub user: domain::accounts::auth::CurrentUser,
     /// `sc_access=...; sc_refresh=...`.
     pub cookie: String,
     /// The refresh token alone.
@@ -347,12 +347,13 @@ pub struct Session {
 /// Creates an account for `email` (password `correct horse battery`) and signs it in.
 pub async fn signed_in(state: &AppState, email: &str) -> Session {
     let mut conn = state.conn().await.expect("connection");
-    let user = app::accounts::service::create(&mut conn, email, "correct horse battery")
+    let user = domain::accounts::service::create(&mut conn, email, "correct horse battery")
         .await
         .expect("account created");
-    let issued = app::accounts::sessions::start(&mut conn, &state.auth, &user, "127.0.0.1", "test")
-        .await
-        .expect("session started");
+    let issued =
+        domain::accounts::sessions::start(&mut conn, &state.auth, &user, "127.0.0.1", "test")
+            .await
+            .expect("session started");
     let s = &state.auth.settings;
     Session {
         user: issued.user,
