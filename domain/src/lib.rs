@@ -7,8 +7,8 @@
 //! type the browser decodes.
 //!
 //! Dependencies run one way: `shared` <- `domain` <- `app` (ssr) <- `server`. Inside, the
-//! features use the machinery (`db`, `jobs`, `media`, `imaging` in `create::render`/
-//! `uploads::variants`, `metrics`, `signing`), never the reverse; `state` only composes.
+//! features use the machinery (`db`, `jobs`, `media`, `metrics`, `signing`), never the
+//! reverse; `state` only composes.
 
 pub mod accounts;
 pub mod brands;

@@ -1,5 +1,5 @@
 //! The one keyed signer behind everything the server signs: access tokens, upload tokens and
-//! gallery cursors. Only compiled with `ssr`.
+//! gallery cursors.
 //!
 //! Each use derives its own key from `SECRET_KEY` and a purpose label (HMAC-SHA256 of the
 //! label under the secret), so a tag made for one purpose never verifies for another. A tag

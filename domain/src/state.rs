@@ -1,4 +1,4 @@
-//! Server state handed to server functions through Leptos context. Only compiled with `ssr`.
+//! Server state handed to server functions through Leptos context.
 
 use std::sync::Arc;
 

@@ -1,5 +1,5 @@
 //! Who is making a request: the session cookies, the signed-in user the host's middleware
-//! found in them, sign-in lockout, and the settings behind both. Only compiled with `ssr`.
+//! found in them, sign-in lockout, and the settings behind both.
 //!
 //! The host's session middleware reads the cookies on every request, verifies the access
 //! token (or silently exchanges the refresh token for new ones when it has expired) and puts

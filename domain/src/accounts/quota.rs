@@ -1,5 +1,5 @@
 //! Tier allowances that live in the database: generations per rolling 24 hours (counted in
-//! the append-only `usage_ledger`) and bytes of uploads held. Only compiled with `ssr`.
+//! the append-only `usage_ledger`) and bytes of uploads held.
 //! (Requests per minute are the host's rate limiter.)
 
 use chrono::{DateTime, Utc};

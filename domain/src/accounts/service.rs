@@ -1,5 +1,4 @@
-//! Accounts: the records, and what the account server functions call. Only compiled with
-//! `ssr`.
+//! Accounts: the records, and what the account server functions call.
 
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};

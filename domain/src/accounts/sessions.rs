@@ -1,4 +1,4 @@
-//! Sessions and their refresh tokens. Only compiled with `ssr`.
+//! Sessions and their refresh tokens.
 //!
 //! A session is one sign-in on one device and the family of every refresh token it has
 //! held. Exchanging a refresh token marks it used and issues the next one (rotation). A

@@ -1,4 +1,4 @@
-//! Brand kit storage. Only compiled with `ssr`.
+//! Brand kit storage.
 
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};

@@ -9,7 +9,7 @@
 //! A user holds at most `EVENT_STREAMS_PER_USER` streams open in a process (the next is 429
 //! `rate_limited`; the page then polls), and a stream ends within about a second of its
 //! session being revoked: revocations reach every process through `NOTIFY` (see
-//! `startup::forward_revocations`), and each stream looks at the process's revoked set every
+//! `server::wiring::forward_revocations`), and each stream looks at the process's revoked set every
 //! [`REVOCATION_CHECK`]. (The request timeout and the page routes' response idle timeout do
 //! not apply to these long-lived responses.)
 

@@ -6,7 +6,7 @@
 //! lines and lines starting with `#` are ignored. A rejection names the rule that fired, so a
 //! creator learns what to change and an operator can tell which rule is too broad.
 //!
-//! Only compiled with `ssr`: the list is the operator's, and shipping it to browsers would
+//! Server-only (in `domain`): the list is the operator's, and shipping it to browsers would
 //! only help people route around it.
 
 use std::fmt;

@@ -1,5 +1,5 @@
 //! Generation and image records: what the submission writes, what the worker updates, and
-//! how both read back as a [`GenerationView`]. Only compiled with `ssr`.
+//! how both read back as a [`GenerationView`].
 //!
 //! The job is the source of truth for the lifecycle (queued, running, retrying, dead); the
 //! generation row holds what the creator asked for, the progress and a readable error. A view

@@ -1,4 +1,4 @@
-//! What the create server functions call. Only compiled with `ssr`.
+//! What the create server functions call.
 
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};

@@ -1,5 +1,4 @@
-//! Create, server side: the providers that turn a prompt into pictures, the variants made from
-//! them, the `generate` job that stores them, and the live progress stream.
+//! Create settings and what they build: the image providers and the moderation blocklist.
 
 use crate::secret::Secret;
 use std::path::PathBuf;

@@ -1,4 +1,4 @@
-//! Database types shared by the server functions and the host. Only compiled with `ssr`.
+//! Database types shared by the server functions and the host.
 
 pub mod listener;
 pub mod pool;

@@ -1,4 +1,4 @@
-//! The gallery's queries. Only compiled with `ssr`.
+//! The gallery's queries.
 //!
 //! Every list is a keyset range on `(created_at, id)` served by a matching index:
 //! `images_owner_created_idx` for "My images", the partial `images_public_created_idx` for

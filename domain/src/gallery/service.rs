@@ -1,4 +1,4 @@
-//! What the gallery's server functions call. Only compiled with `ssr`.
+//! What the gallery's server functions call.
 
 use std::collections::HashSet;
 use std::sync::Arc;

@@ -1,6 +1,6 @@
-//! The PostgreSQL job queue. Only compiled with `ssr`.
+//! The PostgreSQL job queue.
 //!
-//! Semantics, which the worker in `server` builds on:
+//! Semantics, which the worker (`worker`) builds on:
 //! - `enqueue` inserts a `queued` job; it takes a connection, so a service can enqueue in the
 //!   same transaction as the rows the job will work on (nothing is lost between them), and
 //!   `wake`s the workers once it has committed. `release` and `retry_dead` wake them

@@ -1,5 +1,5 @@
 //! Media storage through `object_store`: local files under the data directory by default.
-//! Only compiled with `ssr`.
+//!
 //!
 //! Keys are content-addressed with a random prefix: `{prefix}/{sha256}.{ext}`. The hash makes
 //! a stored object immutable (so it can be cached forever and its hash is its ETag); the

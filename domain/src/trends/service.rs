@@ -1,5 +1,4 @@
-//! Reads what the ranking needs, caches the ranking, stores imported feeds. Only compiled with
-//! `ssr`.
+//! Reads what the ranking needs, caches the ranking, stores imported feeds.
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,5 +1,5 @@
 //! Upload rows: tickets, blobs (one per content) and assets (one per user and content).
-//! Only compiled with `ssr`.
+//!
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;

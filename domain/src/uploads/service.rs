@@ -1,5 +1,5 @@
-//! Upload services: upload URLs, listing, deleting. Only compiled with `ssr`. The upload
-//! itself (streaming, checks, storing) is the host's, as it needs the image decoders.
+//! Upload services: upload URLs, listing, deleting. The upload itself (streaming, checks,
+//! storing) is `ingest`.
 
 use chrono::Utc;
 use uuid::Uuid;

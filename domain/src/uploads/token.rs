@@ -1,4 +1,4 @@
-//! Upload tokens: the signed part of an upload URL. Only compiled with `ssr`.
+//! Upload tokens: the signed part of an upload URL.
 //!
 //! A token binds the upload to its user, the declared size, type and (optional) SHA-256, the
 //! random key prefix its file will be stored under and an expiry 15 minutes out. It is

@@ -28,7 +28,7 @@
 //!   over TLS, which ends at the proxy in front of this server, so nothing was speaking
 //!   cleartext HTTP/2 to it.
 //!
-//! Request bodies that stall are cut off in the middleware (`http::body_limit`), since only
+//! Request bodies that stall are cut off in the middleware (`web::limits::body_limit`), since only
 //! the route knows which body is whose; this loop bounds what happens before a request.
 
 use domain::metrics::Refused;

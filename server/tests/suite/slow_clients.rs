@@ -1,4 +1,4 @@
-//! Slow and many clients, against the real accept loop (`server::serving`) on a loopback
+//! Slow and many clients, against the real accept loop (`server::web::serving`) on a loopback
 //! listener with raw sockets: the header-read timeout, the request-body idle timeout, the
 //! connection caps per IP and per process; and the progress streams' cap per user and their
 //! end on revocation; and the admin endpoint refusing strangers before reading a body.
