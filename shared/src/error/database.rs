@@ -20,7 +20,7 @@ use super::AppError;
 impl From<Error> for AppError {
     #[track_caller]
     fn from(error: Error) -> Self {
-        from_query(Location::caller(), error)
+        failed(None, Location::caller(), error)
     }
 }
 
@@ -37,23 +37,16 @@ impl From<PoolError> for AppError {
 /// (for a closure that cannot be `#[track_caller]`, such as a `map_err` shared by a module).
 #[track_caller]
 pub fn query_failed(what: &str, error: Error) -> AppError {
-    let at = Location::caller();
+    failed(Some(what), Location::caller(), error)
+}
+
+/// The one policy both entries share: absent is 404 and not logged; anything else is logged
+/// once, then 503 when the connection went away and 500 otherwise.
+fn failed(what: Option<&str>, at: &Location<'_>, error: Error) -> AppError {
     if matches!(error, Error::NotFound) {
         return AppError::not_found("That is not here.");
     }
-    tracing::error!(error = %error, query = what, at = %at, "database query failed");
-    classify(&error)
-}
-
-fn from_query(at: &Location<'_>, error: Error) -> AppError {
-    if matches!(error, Error::NotFound) {
-        return AppError::not_found("That is not here.");
-    }
-    tracing::error!(error = %error, at = %at, "database query failed");
-    classify(&error)
-}
-
-fn classify(error: &Error) -> AppError {
+    tracing::error!(error = %error, query = what.unwrap_or(""), at = %at, "database query failed");
     let gone = matches!(
         error,
         Error::DatabaseError(DatabaseErrorKind::ClosedConnection, _)
@@ -63,5 +56,37 @@ fn classify(error: &Error) -> AppError {
         AppError::unavailable()
     } else {
         AppError::internal()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ErrorCode;
+
+    fn database(kind: DatabaseErrorKind) -> Error {
+        Error::DatabaseError(kind, Box::new("detail".to_owned()))
+    }
+
+    #[test]
+    fn a_bare_question_mark_classifies_the_failure() {
+        let code = |e: Error| AppError::from(e).code;
+        assert_eq!(code(Error::NotFound), ErrorCode::NotFound);
+        assert_eq!(
+            code(database(DatabaseErrorKind::ClosedConnection)),
+            ErrorCode::Unavailable
+        );
+        assert_eq!(
+            code(database(DatabaseErrorKind::UnableToSendCommand)),
+            ErrorCode::Unavailable
+        );
+        assert_eq!(
+            code(database(DatabaseErrorKind::UniqueViolation)),
+            ErrorCode::Internal
+        );
+        assert_eq!(
+            query_failed("label", Error::NotFound).code,
+            ErrorCode::NotFound
+        );
     }
 }
